@@ -1,0 +1,226 @@
+"""Pipeline configuration: YAML files parsed into typed, validated pydantic objects.
+
+A config is a `stages:` list (the order) plus one section per stage, and a `run:` section for
+the executor. Every stage module defines its own `Config` model; this module assembles them.
+A mistake (unknown key, wrong type, value out of range, missing resource file) becomes one
+`UserError` line naming the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model
+
+from curate import registry
+from curate.errors import UserError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_resource(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = Path(os.path.expanduser(str(value)))
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    path = path.resolve()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ValueError(f"file not found or unreadable: {path}")
+    return path
+
+
+# A file the config names (a model, a tokenizer, a block list), relative to the config file.
+ResourcePath = Annotated[Path, AfterValidator(_resolve_resource)]
+
+
+class RunConfig(Section):
+    workers: int = Field(0, ge=0, description="shards processed at once; 0 = one per CPU")
+    shard_mb: float = Field(64.0, gt=0, description="input bytes per extract shard (small files are grouped)")
+    batch_docs: int = Field(2000, ge=1, description="documents per process() call")
+    batch_mb: float = Field(32.0, gt=0, description="text megabytes per process() call")
+    task_retries: int = Field(2, ge=0, description="retries of a failed shard before the run stops")
+    shard_timeout_s: float = Field(3600.0, gt=0, description="a shard running longer is killed and retried")
+    object_store_mb: int = Field(256, ge=78, description="Ray object store of the embedded Ray")
+
+
+def pipeline_model() -> type[BaseModel]:
+    """The top-level config model, with one section per available stage."""
+    fields: dict[str, Any] = {
+        "stages": (list[str], Field(default_factory=registry.available)),
+        "run": (RunConfig, Field(default_factory=RunConfig)),
+    }
+    for name in registry.available():
+        cfg = registry.stage_class(name).Config
+        fields[name] = (cfg, Field(default_factory=cfg))
+    return create_model("PipelineConfig", __base__=Section, **fields)
+
+
+def default_config_text(name: str = "default.yaml") -> str:
+    return resources.files("curate.configs").joinpath(name).read_text()
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`quality.gopher.min_doc_words=80` -> (['quality', 'gopher', 'min_doc_words'], 80)."""
+    if "=" not in item:
+        raise UserError(f"--set {item}: expected STAGE.KEY=VALUE")
+    key, _, raw = item.partition("=")
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise UserError(f"--set {item}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"--set {item}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _explain(err: dict, model: type[BaseModel]) -> str:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        return f"{key}: unknown key; allowed: {', '.join(allowed)}"
+    msg = err["msg"]
+    if "input" in err and err["type"] not in ("missing",):
+        shown = repr(err["input"])
+        msg = f"{msg} (got {shown[:60]})"
+    return f"{key}: {msg}"
+
+
+class Pipeline:
+    """A validated config plus where it came from."""
+
+    def __init__(self, model: BaseModel, source: str, base_dir: Path):
+        self.model = model
+        self.source = source
+        self.base_dir = base_dir
+
+    @property
+    def stages(self) -> list[str]:
+        return list(self.model.stages)
+
+    @property
+    def run(self) -> RunConfig:
+        return self.model.run
+
+    def section(self, stage: str) -> BaseModel:
+        return getattr(self.model, stage)
+
+    def dump(self) -> dict:
+        return self.model.model_dump(mode="json")
+
+    def stage_hash(self, stage: str) -> str:
+        """Fingerprint of everything that decides a stage's output: its section, the shard size
+        (extract), the stages before it, and the content of the resource files it names."""
+        parts = []
+        for name in self.stages[: self.stages.index(stage) + 1]:
+            section = self.section(name).model_dump(mode="json")
+            parts.append([name, section, _resource_digests(self.section(name))])
+        parts.append(self.run.shard_mb)
+        blob = json.dumps(parts, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _resource_digests(section: BaseModel) -> dict[str, str]:
+    out = {}
+
+    def walk(value, key):
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{key}.{name}")
+        elif isinstance(value, Path) and value.is_file():
+            h = hashlib.sha256()
+            with open(value, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            out[key] = h.hexdigest()[:16]
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}")
+
+    walk(section, "")
+    return out
+
+
+def load(path: str | Path | None, overrides: list[str] = ()) -> Pipeline:
+    """Load, override and validate a config; `None` means the packaged default.yaml."""
+    if path is None:
+        source, text, base_dir = "default.yaml", default_config_text(), Path.cwd()
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file not found: {p}")
+        source, base_dir = str(p), p.resolve().parent
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{p}: cannot read config: {e}") from None
+    try:
+        data = yaml.safe_load(text)  # safe_load: a config never constructs Python objects
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{source}:{where} invalid YAML: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a config is a mapping with a `stages:` list and one section per stage")
+    data = apply_overrides(data, list(overrides))
+    model_cls = pipeline_model()
+    try:
+        model = model_cls.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as e:
+        first = e.errors()[0]
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise UserError(f"{source}: {_explain(first, model_cls)}{more}") from None
+    known = registry.available()
+    for name in model.stages:
+        if name not in known:
+            raise UserError(f"{source}: stages: unknown stage {name!r}; allowed: {', '.join(known)}")
+    if len(set(model.stages)) != len(model.stages):
+        raise UserError(f"{source}: stages: a stage is listed twice")
+    order = [s for s in known if s in model.stages]
+    if model.stages != order:
+        raise UserError(f"{source}: stages: must follow the pipeline order {', '.join(known)}")
+    return Pipeline(model, source, base_dir)

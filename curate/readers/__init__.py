@@ -1,0 +1,105 @@
+"""Readers turn input files into *units*: the raw material the extract stage's pure core parses.
+
+A unit is one document-to-be: a plain file, a JSONL line, a WARC record, a Parquet row. Readers
+do only I/O (open, decompress, split a container into records); decoding and parsing happen in
+`curate.stages.extract`, so extraction can be tested and timed without files.
+
+Each reader module registers a `Reader` with the file extensions it owns. `detect` picks the
+reader by extension; files with no or an unknown extension are sniffed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pyarrow as pa
+
+# The unit table: what readers produce and extract.process() consumes.
+UNIT_SCHEMA = pa.schema(
+    [
+        ("origin", pa.string()),  # path relative to the input root, plus #n inside containers
+        ("format", pa.string()),  # the reader's format name (jsonl, parquet, text, ...)
+        ("payload", pa.large_binary()),  # raw bytes of the unit (null when `text` is given)
+        ("text", pa.large_string()),  # already-decoded text (Parquet rows)
+        ("url", pa.string()),
+        ("meta", pa.string()),  # JSON of what the container said about the unit
+        ("error", pa.string()),  # set when the reader could not read the unit: the removal reason
+    ]
+)
+
+
+def unit(origin: str, fmt: str, payload: bytes | None = None, *, text: str | None = None,
+         url: str | None = None, meta: str | None = None, error: str | None = None) -> dict:
+    return {"origin": origin, "format": fmt, "payload": payload, "text": text, "url": url,
+            "meta": meta, "error": error}
+
+
+@dataclass
+class Doc:
+    """What parsing one unit gives: the document's fields, or the reason it is removed."""
+
+    text: str | None = None
+    url: str | None = None
+    meta: dict | None = None
+    source: str | None = None  # None: the reader's default source
+    lang: str | None = None  # set for code (code:<language>)
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Reader:
+    format: str
+    extensions: tuple[str, ...]  # lower-case; the longest matching extension wins
+    read: Callable[[Path, str], Iterator[dict]]  # I/O: (absolute path, origin) -> units
+    parse: Callable[[dict, object], Doc]  # pure: (unit row, extract config) -> Doc
+    source: str = "text"  # the source of its documents unless the config maps them
+    sniff: Callable[[bytes], bool] | None = None  # claims an extension-less file from its head
+    claims_dir: Callable[[Path], bool] | None = None  # takes a whole directory as one unit
+
+
+REGISTRY: dict[str, Reader] = {}
+
+
+def register(reader: Reader) -> Reader:
+    REGISTRY[reader.format] = reader
+    return reader
+
+
+def _load_builtin() -> None:
+    # Import for the side effect of registering; order decides sniffing priority.
+    from curate.readers import jsonl, parquet, text  # noqa: F401
+
+    try:  # formats added by the extraction stage's readers
+        from curate.readers import extra  # noqa: F401
+    except ImportError:
+        pass
+
+
+def by_extension(name: str) -> Reader | None:
+    if not REGISTRY:
+        _load_builtin()
+    lower = name.lower()
+    best, best_len = None, 0
+    for reader in REGISTRY.values():
+        for ext in reader.extensions:
+            if lower.endswith(ext) and len(ext) > best_len:
+                best, best_len = reader, len(ext)
+    return best
+
+
+def by_content(head: bytes) -> Reader | None:
+    if not REGISTRY:
+        _load_builtin()
+    # Specific formats first; plain text claims whatever readable text is left.
+    for reader in sorted(REGISTRY.values(), key=lambda r: r.format == "text"):
+        if reader.sniff is not None and reader.sniff(head):
+            return reader
+    return None
+
+
+def get(fmt: str) -> Reader:
+    if not REGISTRY:
+        _load_builtin()
+    return REGISTRY[fmt]

@@ -1,0 +1,96 @@
+"""Open files that may be gzip, zstd or bz2 compressed, with a guard against decompression bombs."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+from pathlib import Path
+
+import zstandard
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZ2_MAGIC = b"BZh"
+
+# A decompressed stream may not grow past this many times its compressed size (plus slack).
+MAX_RATIO = 200
+SLACK = 64 << 20
+
+
+class ReadLimitExceeded(IOError):
+    """The decompressed data grew past the allowed ratio: a likely compression bomb."""
+
+
+class _Limited(io.RawIOBase):
+    def __init__(self, raw, limit: int):
+        self.raw, self.limit, self.seen = raw, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        data = self.raw.read(len(buf))
+        self.seen += len(data)
+        if self.seen > self.limit:
+            raise ReadLimitExceeded(f"decompressed size exceeds {self.limit} bytes")
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def compression_of(head: bytes) -> str | None:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(BZ2_MAGIC):
+        return "bz2"
+    return None
+
+
+def open_binary(path: Path) -> io.BufferedReader:
+    """Open `path` for reading, decompressing by magic bytes (not by extension)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    kind = compression_of(head)
+    if kind is None:
+        return open(path, "rb")
+    size = path.stat().st_size
+    limit = size * MAX_RATIO + SLACK
+    if kind == "gzip":
+        raw = gzip.open(path, "rb")
+    elif kind == "zstd":
+        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    else:
+        raw = bz2.open(path, "rb")
+    return io.BufferedReader(_Limited(raw, limit), buffer_size=1 << 20)
+
+
+def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
+    """The whole (decompressed) content of a file, refusing more than `max_bytes`."""
+    with open_binary(path) as f:
+        data = f.read(max_bytes + 1 if max_bytes else -1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ReadLimitExceeded(f"file larger than {max_bytes} bytes")
+    return data
+
+
+def read_error_reason(exc: BaseException) -> str:
+    """Map an exception raised while reading a file to a removal reason."""
+    if isinstance(exc, ReadLimitExceeded):
+        return "extract:error:too_large"
+    if isinstance(exc, EOFError):
+        return "extract:error:truncated"
+    if isinstance(exc, (gzip.BadGzipFile, zstandard.ZstdError, OSError)) and "CRC" in str(exc):
+        return "extract:error:corrupt"
+    if isinstance(exc, (gzip.BadGzipFile, zstandard.ZstdError)):
+        return "extract:error:corrupt"
+    if isinstance(exc, PermissionError):
+        return "extract:error:unreadable"
+    if isinstance(exc, OSError):
+        return "extract:error:io"
+    return "extract:error:read"

@@ -1,0 +1,177 @@
+"""One shard of one stage, read and written: the I/O around a stage's pure `process`.
+
+Output files are written to a temp name and renamed; the done-file holding the shard's counters
+is written last, so a shard with a done-file is complete and a killed shard leaves nothing that
+a re-run would mistake for output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate import readers, schema
+from curate.discover import InputFile
+from curate.stage import Stage, merge_counters, reason_counts
+
+PARQUET_OPTS = dict(compression="zstd", write_statistics=False)
+
+
+@dataclass
+class ShardTask:
+    name: str  # part-00000
+    input_root: str | None = None  # extract: the corpus root
+    files: list[InputFile] = field(default_factory=list)  # extract: the files of this shard
+    input_path: str | None = None  # later stages: one Parquet part of the previous stage
+
+    def describe(self) -> str:
+        if self.input_path:
+            return self.input_path
+        names = [f.rel for f in self.files[:3]]
+        more = f" and {len(self.files) - 3} more" if len(self.files) > 3 else ""
+        return ", ".join(names) + more
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+
+
+class TableWriter:
+    """Streams tables into one Parquet file under a temp name; `close` renames it into place."""
+
+    def __init__(self, path: Path, fallback: pa.Schema):
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.fallback = fallback
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+        self.bytes = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0 and self.writer is not None:
+            return
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.tmp, table.schema, **PARQUET_OPTS)
+        elif table.schema != self.writer.schema:
+            table = table.select(self.writer.schema.names).cast(self.writer.schema)
+        if table.num_rows:
+            self.writer.write_table(table)
+            self.rows += table.num_rows
+            self.bytes += schema.text_bytes(table)
+
+    def close(self) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.tmp, self.fallback, **PARQUET_OPTS)
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+
+def _unit_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator[pa.Table]:
+    """Units of an extract shard, in file order, batched by count and bytes."""
+    pending: list[dict] = []
+    size = 0
+
+    def flush():
+        nonlocal pending, size
+        table = pa.Table.from_pylist(pending, schema=readers.UNIT_SCHEMA)
+        pending, size = [], 0
+        return table
+
+    root = Path(task.input_root)
+    for f in task.files:
+        if f.skip is not None:
+            units: Iterator = iter([readers.unit(f.rel, f.format or "", error=f.skip)])
+        else:
+            units = _guarded(readers.get(f.format).read(root / f.rel, f.rel), f)
+        for u in units:
+            if isinstance(u, pa.Table):
+                if pending:
+                    yield flush()
+                yield u
+                continue
+            pending.append(u)
+            size += len(u["payload"] or b"")
+            if len(pending) >= batch_docs or size >= batch_bytes:
+                yield flush()
+    if pending:
+        yield flush()
+
+
+def _guarded(units: Iterator, f: InputFile) -> Iterator:
+    """A reader that raises mid-file still leaves a removed record, never a crashed shard."""
+    n = 0
+    try:
+        for u in units:
+            n += 1
+            yield u
+    except Exception as exc:
+        yield readers.unit(f"{f.rel}#error{n + 1}", f.format or "", error=f"extract:error:read:{type(exc).__name__}")
+
+
+def _parquet_tables(task: ShardTask, batch_docs: int) -> Iterator[pa.Table]:
+    pf = pq.ParquetFile(task.input_path)
+    for batch in pf.iter_batches(batch_size=batch_docs):
+        yield schema.conform(pa.Table.from_batches([batch]))
+
+
+def input_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator[pa.Table]:
+    if task.input_path is not None:
+        return _parquet_tables(task, batch_docs)
+    return _unit_tables(task, batch_docs, batch_bytes)
+
+
+def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, batch_bytes: int) -> dict:
+    """Process one shard end to end and write its kept, removed and done files."""
+    out_dir = Path(out_dir)
+    if task.input_path is not None:
+        fallback = schema.conform(pq.read_schema(task.input_path).empty_table()).schema
+    else:
+        fallback = schema.BASE
+    kept_w = TableWriter(out_dir / f"{task.name}.parquet", fallback)
+    removed_w = TableWriter(out_dir / "removed" / f"{task.name}.parquet", fallback.append(pa.field(schema.REASON, pa.string())))
+    counters: dict = {"docs_in": 0, "docs_out": 0, "removed": {}, "bytes_in": 0, "bytes_out": 0, "process_seconds": 0.0}
+    extra: dict = {}
+    for batch in input_tables(task, batch_docs, batch_bytes):
+        counters["docs_in"] += batch.num_rows
+        counters["bytes_in"] += stage.input_bytes(batch)
+        t0 = time.perf_counter()
+        result = stage.process(batch)
+        counters["process_seconds"] += time.perf_counter() - t0
+        kept = schema.conform(result.kept)
+        removed = schema.conform(result.removed)
+        kept_w.write(kept)
+        removed_w.write(removed)
+        counters["docs_out"] += kept.num_rows
+        counters["bytes_out"] += schema.text_bytes(kept)
+        counters["removed"] = merge_counters(counters["removed"], reason_counts(removed))
+        extra = merge_counters(extra, result.counters)
+    kept_w.close()
+    removed_w.close()
+    counters["counters"] = extra
+    counters["shard"] = task.name
+    counters["input"] = task.describe()
+    lost = counters["docs_in"] - counters["docs_out"] - sum(counters["removed"].values())
+    if lost:
+        raise RuntimeError(f"{stage.name} lost {lost} documents in {task.name}: the stage broke the ledger law")
+    done = out_dir / "_done" / f"{task.name}.json"
+    done.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(done, counters)
+    return counters

@@ -1,0 +1,1 @@
+"""The reference MoE trainer that reads curate's shards."""
