@@ -41,15 +41,58 @@ def limit_threads() -> None:
     pyarrow.set_io_thread_count(2)
 
 
+POISONED = "poisoned.txt"  # in the stage's work dir: origins that hung a worker, one per line
+BEAT_BYTES = 4096
+
+
+def beat_path(out_dir: Path, shard: str) -> Path:
+    return Path(out_dir) / "_work" / f"beat-{shard}"
+
+
+def read_beat(path: Path) -> str:
+    """The origin a worker is busy with ('' when it is between costly documents)."""
+    try:
+        return path.read_bytes().split(b"\n", 1)[0].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def use_cluster_token() -> None:
+    """Join token-authenticated clusters (the default of `ray start` since Ray 2.60) when a
+    token is at hand and the user has not chosen a mode."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(token_file):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 class ShardWorker:
     """Holds one stage instance; runs shards one at a time (a Ray actor)."""
 
     def __init__(self, stage_cls, config, work_dir: str | None):
         limit_threads()
         self.stage = stage_cls(config, Path(work_dir) if work_dir else None)
+        if work_dir and (Path(work_dir) / POISONED).is_file():
+            self.stage.poisoned = set((Path(work_dir) / POISONED).read_text().splitlines())
 
     def run(self, task: ShardTask, out_dir: str, batch_docs: int, batch_bytes: int) -> dict:
-        return run_shard(self.stage, task, Path(out_dir), batch_docs, batch_bytes)
+        # The stage's per-document loop calls heartbeat(origin) before costly work; the driver
+        # reads this file to name the document if the worker hangs.
+        path = beat_path(Path(out_dir), task.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+
+        def beat(origin: str | None) -> None:
+            data = (origin or "").encode("utf-8", "replace")[: BEAT_BYTES - 1] + b"\n"
+            os.pwrite(fd, data.ljust(BEAT_BYTES, b" "), 0)
+
+        self.stage.heartbeat = beat
+        try:
+            return run_shard(self.stage, task, Path(out_dir), batch_docs, batch_bytes)
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
 
     def node(self) -> str:
         import ray
@@ -82,6 +125,8 @@ class Executor:
 
     # -- Ray lifecycle --------------------------------------------------------------------
     def __enter__(self) -> "Executor":
+        if self.ray_address:
+            use_cluster_token()  # before Ray is imported: it reads the mode once, at import
         import ray
 
         t0 = time.perf_counter()
@@ -90,20 +135,29 @@ class Executor:
         if ray.is_initialized():
             pass  # an embedding program (or the test suite) already holds a Ray
         elif self.ray_address:
-            ray.init(address=self.ray_address, runtime_env=runtime_env, logging_level=logging.WARNING,
-                     log_to_driver=False)
+            try:
+                ray.init(address=self.ray_address, runtime_env=runtime_env, logging_level=logging.WARNING,
+                         log_to_driver=False)
+            except ConnectionError as e:
+                raise PipelineError(
+                    f"cannot join the Ray cluster at {self.ray_address}: {e}. A cluster started with "
+                    "`ray start` uses token authentication: run curate with RAY_AUTH_MODE=token and the "
+                    "cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
+                ) from None
             self.started_ray = True
         else:
             os.environ.pop("RAY_ADDRESS", None)
+            # Ray 2.60 turns token authentication on for a new local instance and warns about
+            # its own default; the embedded Ray is ours, so the warning is not news.
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
             ray.init(
                 address="local",
                 num_cpus=max(self.workers, os.cpu_count() or 1),
                 object_store_memory=self.run_config.object_store_mb << 20,
                 include_dashboard=False,
                 runtime_env=runtime_env,
-                logging_level=logging.WARNING,
+                logging_level=logging.ERROR,  # the embedded Ray is ours: its start-up chatter is not news
                 log_to_driver=False,
-                configure_logging=True,
             )
             self.started_ray = True
         self.startup_seconds = time.perf_counter() - t0
@@ -166,17 +220,35 @@ class Executor:
                         progress.advance(counters["docs_in"])
                     idle.append(actor)
                 for ref, (actor, task, start) in list(running.items()):
-                    if now - start > rc.shard_timeout_s:
-                        running.pop(ref)
-                        ray.kill(actor, no_restart=True)
+                    hung = self._hung_document(out_dir, task, now)
+                    if hung is None and now - start <= rc.shard_timeout_s:
+                        continue
+                    running.pop(ref)
+                    ray.kill(actor, no_restart=True)
+                    if hung:  # the document is removed on the retry; the shard is not at fault
+                        with open(Path(work_dir) / POISONED, "a") as f:
+                            f.write(hung + "\n")
+                        queue.append(task)
+                    else:
                         self._retry(task, TimeoutError(f"no result after {rc.shard_timeout_s:.0f}s"), attempts, queue)
-                        idle.append(self._actor(stage_cls, config, work_dir))
+                    idle.append(self._actor(stage_cls, config, work_dir))
         finally:
             progress.close()
             for actor in idle + [a for a, _, _ in running.values()]:
                 ray.kill(actor, no_restart=True)
         self.nodes_used.update(done_nodes.values())
         return done_nodes
+
+    def _hung_document(self, out_dir: Path, task: ShardTask, now: float) -> str | None:
+        """The origin a worker has been stuck on for more than doc_timeout_s, if any."""
+        path = beat_path(out_dir, task.name)
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            return None
+        if age <= self.run_config.doc_timeout_s:
+            return None
+        return read_beat(path) or None
 
     def _retry(self, task: ShardTask, exc: Exception, attempts: dict, queue: list) -> None:
         n = attempts.get(task.name, 0) + 1

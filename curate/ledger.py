@@ -78,8 +78,7 @@ def histograms(stage_dir: Path, columns: list[str]) -> dict:
         removed = np.concatenate(sides["removed"]) if sides["removed"] else np.empty(0)
         both = np.concatenate([kept, removed])
         finite = both[np.isfinite(both)]
-        if finite.size == 0:
-            out[c] = {"nulls": int(both.size), "count": 0}
+        if finite.size == 0:  # never measured here (lang_score before langid)
             continue
         lo, hi = float(finite.min()), float(finite.max())
         if hi <= lo:

@@ -155,6 +155,7 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, bat
         t0 = time.perf_counter()
         result = stage.process(batch)
         counters["process_seconds"] += time.perf_counter() - t0
+        stage.heartbeat(None)  # between batches the worker is not stuck on any document
         kept = schema.conform(result.kept)
         removed = schema.conform(result.removed)
         kept_w.write(kept)

@@ -53,7 +53,7 @@ class Stage:
         # `<stage>:error:timeout` instead of processing them again.
         self.poisoned: set[str] = set()
 
-    def heartbeat(self, origin: str) -> None:
+    def heartbeat(self, origin: str | None) -> None:
         """Called by per-document loops before costly work, so a hang can be traced to its
         document. The executor replaces it on workers; a no-op in unit tests."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import zlib
 from pathlib import Path
 
 import zstandard
@@ -42,6 +43,52 @@ class _Limited(io.RawIOBase):
         super().close()
 
 
+class _GzipStream(io.RawIOBase):
+    """Streaming gzip (multi-member) that hands out every byte decompressed before a cut.
+
+    `gzip.GzipFile.read` drops the data of the read that hits a truncation; here the bytes
+    before the cut are returned first and EOFError comes on the next read.
+    """
+
+    CHUNK = 1 << 16
+
+    def __init__(self, path: Path):
+        self.f = open(path, "rb")
+        self.d = zlib.decompressobj(wbits=47)
+        self.buf = b""
+        self.finished = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, out) -> int:
+        while not self.buf and not self.finished:
+            raw = self.f.read(self.CHUNK)
+            if not raw:
+                self.finished = True
+                if not self.d.eof and (self.d.unconsumed_tail or self.d.unused_data or self._started):
+                    raise EOFError("gzip stream ended before its end-of-stream marker")
+                break
+            self._started = True
+            self.buf = self.d.decompress(raw)
+            while self.d.eof and self.d.unused_data:  # next gzip member
+                rest = self.d.unused_data
+                self.d = zlib.decompressobj(wbits=47)
+                self._started = False
+                self.buf += self.d.decompress(rest)
+                self._started = True
+        n = min(len(out), len(self.buf))
+        out[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n
+
+    _started = False
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
 def compression_of(head: bytes) -> str | None:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
@@ -62,7 +109,7 @@ def open_binary(path: Path) -> io.BufferedReader:
     size = path.stat().st_size
     limit = size * MAX_RATIO + SLACK
     if kind == "gzip":
-        raw = gzip.open(path, "rb")
+        raw = _GzipStream(path)
     elif kind == "zstd":
         raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
     else:
@@ -85,9 +132,7 @@ def read_error_reason(exc: BaseException) -> str:
         return "extract:error:too_large"
     if isinstance(exc, EOFError):
         return "extract:error:truncated"
-    if isinstance(exc, (gzip.BadGzipFile, zstandard.ZstdError, OSError)) and "CRC" in str(exc):
-        return "extract:error:corrupt"
-    if isinstance(exc, (gzip.BadGzipFile, zstandard.ZstdError)):
+    if isinstance(exc, (gzip.BadGzipFile, zstandard.ZstdError, zlib.error)):
         return "extract:error:corrupt"
     if isinstance(exc, PermissionError):
         return "extract:error:unreadable"

@@ -1,0 +1,3 @@
+from curate.cli.main import cli
+
+cli(prog_name="curate")
