@@ -138,6 +138,26 @@ def input_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator
     return _unit_tables(task, batch_docs, batch_bytes)
 
 
+def quarantine(stage: Stage, batch: pa.Table, units: bool) -> tuple[pa.Table, pa.Table | None]:
+    """Take out documents that hung a worker before (their origin is in `stage.poisoned`).
+
+    Extract units get the timeout as their read error, so extract records them like any other
+    unreadable unit; documents of later stages come back as removed rows.
+    """
+    if not stage.poisoned or batch.num_rows == 0:
+        return batch, None
+    import pyarrow.compute as pc
+
+    hit = pc.is_in(batch.column("origin"), pa.array(sorted(stage.poisoned), pa.string()))
+    if not pc.any(hit).as_py():
+        return batch, None
+    reason = f"{stage.name}:error:timeout"
+    if units:
+        error = pc.if_else(hit, pa.scalar(reason), batch.column("error"))
+        return batch.set_column(batch.column_names.index("error"), "error", error), None
+    return batch.filter(pc.invert(hit)), schema.with_reason(batch.filter(hit), reason)
+
+
 def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, batch_bytes: int) -> dict:
     """Process one shard end to end and write its kept, removed and done files."""
     out_dir = Path(out_dir)
@@ -152,12 +172,15 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, bat
     for batch in input_tables(task, batch_docs, batch_bytes):
         counters["docs_in"] += batch.num_rows
         counters["bytes_in"] += stage.input_bytes(batch)
+        batch, timed_out = quarantine(stage, batch, units=task.input_path is None)
         t0 = time.perf_counter()
         result = stage.process(batch)
         counters["process_seconds"] += time.perf_counter() - t0
         stage.heartbeat(None)  # between batches the worker is not stuck on any document
         kept = schema.conform(result.kept)
         removed = schema.conform(result.removed)
+        if timed_out is not None:
+            removed = pa.concat_tables([removed, schema.conform(timed_out)], promote_options="default")
         kept_w.write(kept)
         removed_w.write(removed)
         counters["docs_out"] += kept.num_rows
