@@ -26,6 +26,9 @@ THREAD_ENV = {
     "RAYON_NUM_THREADS": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "PYTHONWARNINGS": "ignore",
+    # Ray's usage statistics probe cloud metadata addresses and report home: a curation run
+    # never touches the network.
+    "RAY_USAGE_STATS_ENABLED": "0",
 }
 
 
@@ -109,6 +112,7 @@ class StageContext:
     work_dir: Path
     config: Any  # the stage's config section
     executor: "Executor"
+    input: Path | None = None  # the stage's input: a previous stage's output dir (or extract's corpus)
 
     def map(self, fn: Callable, items: Iterable, desc: str = "") -> list:
         return self.executor.map(fn, list(items), desc)

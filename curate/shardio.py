@@ -116,7 +116,8 @@ def _unit_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator
 
 
 def _guarded(units: Iterator, f: InputFile) -> Iterator:
-    """A reader that raises mid-file still leaves a removed record, never a crashed shard."""
+    """A reader that raises mid-file still leaves a removed record, never a crashed shard; a file
+    that holds no record at all (an empty JSONL, a WARC of nothing) is recorded as empty."""
     n = 0
     try:
         for u in units:
@@ -124,6 +125,9 @@ def _guarded(units: Iterator, f: InputFile) -> Iterator:
             yield u
     except Exception as exc:
         yield readers.unit(f"{f.rel}#error{n + 1}", f.format or "", error=f"extract:error:read:{type(exc).__name__}")
+        n += 1
+    if n == 0:
+        yield readers.unit(f.rel, f.format or "", error="extract:empty")
 
 
 def _parquet_tables(task: ShardTask, batch_docs: int) -> Iterator[pa.Table]:
@@ -169,6 +173,7 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, bat
     removed_w = TableWriter(out_dir / "removed" / f"{task.name}.parquet", fallback.append(pa.field(schema.REASON, pa.string())))
     counters: dict = {"docs_in": 0, "docs_out": 0, "removed": {}, "bytes_in": 0, "bytes_out": 0, "process_seconds": 0.0}
     extra: dict = {}
+    stage.start_shard(task.name)
     for batch in input_tables(task, batch_docs, batch_bytes):
         counters["docs_in"] += batch.num_rows
         counters["bytes_in"] += stage.input_bytes(batch)

@@ -14,6 +14,7 @@ CORPORA = SHARED / "corpora"
 
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 
 def corpus(*parts: str) -> Path:

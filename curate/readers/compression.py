@@ -43,19 +43,22 @@ class _Limited(io.RawIOBase):
         super().close()
 
 
-class _GzipStream(io.RawIOBase):
-    """Streaming gzip (multi-member) that hands out every byte decompressed before a cut.
+class _Decompressed(io.RawIOBase):
+    """A streaming decompressor over a file that hands out every byte decoded before a cut.
 
-    `gzip.GzipFile.read` drops the data of the read that hits a truncation; here the bytes
-    before the cut are returned first and EOFError comes on the next read.
+    `gzip.GzipFile.read` drops the data of the read that hits a truncation, and zstd's stream
+    reader ends quietly on a truncated frame. Here the bytes before the cut come first and an
+    EOFError comes on the next read; concatenated members/frames are followed.
     """
 
     CHUNK = 1 << 16
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, new_decoder):
         self.f = open(path, "rb")
-        self.d = zlib.decompressobj(wbits=47)
+        self.new_decoder = new_decoder
+        self.d = new_decoder()
         self.buf = b""
+        self.in_member = False  # inside a member/frame that has not reached its end marker
         self.finished = False
 
     def readable(self) -> bool:
@@ -66,23 +69,22 @@ class _GzipStream(io.RawIOBase):
             raw = self.f.read(self.CHUNK)
             if not raw:
                 self.finished = True
-                if not self.d.eof and (self.d.unconsumed_tail or self.d.unused_data or self._started):
-                    raise EOFError("gzip stream ended before its end-of-stream marker")
+                if self.in_member:
+                    raise EOFError("compressed stream ended before its end marker")
                 break
-            self._started = True
+            self.in_member = True
             self.buf = self.d.decompress(raw)
-            while self.d.eof and self.d.unused_data:  # next gzip member
+            while self.d.eof:
                 rest = self.d.unused_data
-                self.d = zlib.decompressobj(wbits=47)
-                self._started = False
+                self.d = self.new_decoder()
+                self.in_member = bool(rest)
+                if not rest:
+                    break
                 self.buf += self.d.decompress(rest)
-                self._started = True
         n = min(len(out), len(self.buf))
         out[:n] = self.buf[:n]
         self.buf = self.buf[n:]
         return n
-
-    _started = False
 
     def close(self) -> None:
         self.f.close()
@@ -109,11 +111,11 @@ def open_binary(path: Path) -> io.BufferedReader:
     size = path.stat().st_size
     limit = size * MAX_RATIO + SLACK
     if kind == "gzip":
-        raw = _GzipStream(path)
+        raw = _Decompressed(path, lambda: zlib.decompressobj(wbits=47))
     elif kind == "zstd":
-        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        raw = _Decompressed(path, lambda: zstandard.ZstdDecompressor().decompressobj())
     else:
-        raw = bz2.open(path, "rb")
+        raw = _Decompressed(path, bz2.BZ2Decompressor)
     return io.BufferedReader(_Limited(raw, limit), buffer_size=1 << 20)
 
 
@@ -132,7 +134,7 @@ def read_error_reason(exc: BaseException) -> str:
         return "extract:error:too_large"
     if isinstance(exc, EOFError):
         return "extract:error:truncated"
-    if isinstance(exc, (gzip.BadGzipFile, zstandard.ZstdError, zlib.error)):
+    if isinstance(exc, (gzip.BadGzipFile, zstandard.ZstdError, zlib.error)) or "Invalid data stream" in str(exc):
         return "extract:error:corrupt"
     if isinstance(exc, PermissionError):
         return "extract:error:unreadable"
