@@ -1,0 +1,325 @@
+"""curate's benchmarks: per-stage speed, framework overhead, memory and scaling.
+
+    python scripts/bench.py [--quick] [--scale N] [--json OUT.json] [--markdown BENCHMARKS.md]
+
+Inputs are built deterministically from ../shared/corpora (python-docs HTML wrapped into WARC
+files with warcio, the Common Crawl JSONL sample, linguist code, Open Logic LaTeX). Each stage
+runs alone through the CLI on one and on two workers; the figures come from the run's own
+ledgers (`wall_seconds`, `process_seconds`) and from sampling the memory of every process of the
+run. The overhead ratio is the pipeline's wall time on one worker (Ray start-up excluded) over
+the time spent inside the stages' `process()` cores. Kernel comparisons (curate's core vs the
+raw library call, and datatrove when it is installed) come from the per-stage bench modules in
+scripts/. `--quick` finishes in about a minute and is what the CI smoke test runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib.util
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = Path(os.environ.get("CURATE_SHARED", ROOT.parent / "shared")) / "corpora"
+CURATE = [sys.executable, "-m", "curate.cli"]
+STAGES = ["extract", "langid", "quality", "dedup", "bucket", "tokenize"]
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+def build_inputs(dst: Path, scale: int, quick: bool) -> dict:
+    """A mixed corpus: WARC-wrapped HTML, JSONL web text, code and LaTeX; `scale` copies of the
+    JSONL part (each copy perturbed so copies are not exact duplicates)."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    dst.mkdir(parents=True)
+    html = sorted((CORPORA / "web" / "html" / "python-docs").rglob("*.html"))[: 40 if quick else None]
+    (dst / "web").mkdir()
+    with open(dst / "web" / "python-docs.warc.gz", "wb") as f:
+        writer = WARCWriter(f, gzip=True)
+        for page in html:
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+            uri = "https://docs.python.invalid/" + page.relative_to(CORPORA / "web" / "html" / "python-docs").as_posix()
+            writer.write_record(writer.create_warc_record(uri, "response", payload=io.BytesIO(page.read_bytes()),
+                                                          http_headers=http))
+    lines = gzip.open(CORPORA / "web" / "jsonl" / "dolma-cc-sample.jsonl.gz", "rb").read().splitlines()
+    lines = [l for l in lines if l.strip()][: 150 if quick else None]
+    (dst / "text").mkdir()
+    for copy in range(scale):
+        with open(dst / "text" / f"cc-{copy:03d}.jsonl", "wb") as f:
+            for i, line in enumerate(lines):
+                doc = json.loads(line)
+                if copy:
+                    doc["text"] = f"{doc.get('text') or ''}\n(copy {copy}, line {i})"
+                f.write(json.dumps(doc).encode() + b"\n")
+    code = sorted(p for p in (CORPORA / "code" / "linguist").rglob("*") if p.is_file() and not p.name.startswith("."))
+    code = code[:: 20 if quick else 4]
+    for p in code:
+        target = dst / "code" / p.relative_to(CORPORA / "code" / "linguist")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, target)
+    tex = sorted((CORPORA / "academic" / "openlogic").rglob("*.tex"))[: 20 if quick else 200]
+    for p in tex:
+        target = dst / "academic" / p.relative_to(CORPORA / "academic" / "openlogic")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, target)
+    size = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
+    return {"html_pages": len(html), "jsonl_docs": len(lines) * scale, "code_files": len(code),
+            "tex_files": len(tex), "bytes": size}
+
+
+# -- running and measuring -------------------------------------------------------------------
+
+def _group_memory(pgid: int) -> tuple[int, int]:
+    """(sum, largest) RSS of the processes in a process group."""
+    total = largest = 0
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                rss = p.memory_info().rss
+                total += rss
+                largest = max(largest, rss)
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            pass
+    return total, largest
+
+
+def run_cli(args: list[str], env: dict | None = None) -> dict:
+    """Run curate in its own process group, sampling memory; returns rc, wall time, peaks."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(CURATE + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+    peak_sum = peak_one = 0
+    while proc.poll() is None:
+        s, one = _group_memory(proc.pid)
+        peak_sum, peak_one = max(peak_sum, s), max(peak_one, one)
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc.returncode:
+        raise RuntimeError(f"curate {' '.join(args)} failed: {err.decode()[-1500:]}")
+    return {"wall_total": time.perf_counter() - t0, "peak_rss_sum_mb": peak_sum / 2**20,
+            "peak_rss_largest_mb": peak_one / 2**20}
+
+
+def stage_figures(out: Path, stage: str) -> dict:
+    from curate import registry
+
+    cls = registry.stage_class(stage)
+    stats = json.loads((out / (cls.output_dir or stage) / "_stats.json").read_text())
+    wall = stats["wall_seconds"]
+    mb = stats["bytes_in"] / 2**20
+    return {"docs_in": stats["docs_in"], "docs_out": stats["docs_out"], "wall_s": round(wall, 3),
+            "process_s": round(stats["process_seconds"], 3), "docs_per_s": round(stats["docs_in"] / max(wall, 1e-9), 1),
+            "mb_per_s": round(mb / max(wall, 1e-9), 2), "steps": stats.get("steps") or stats.get("counters", {}).get("steps")}
+
+
+def bench_pipeline(src: Path, work: Path, stages: list[str], workers: int, config: Path) -> dict:
+    """Each stage alone (`curate stage`), in order, on `workers` workers."""
+    out = work / f"out-w{workers}"
+    result = {}
+    for stage in stages:
+        args = ["stage", stage, "--config", str(config), "--output", str(out), "--workers", str(workers)]
+        if stage == stages[0]:
+            args += ["--input", str(src)]
+        mem = run_cli(args)
+        result[stage] = {**stage_figures(out, stage), **{k: round(v, 1) for k, v in mem.items() if k != "wall_total"}}
+    run = json.loads((out / "run.json").read_text())
+    result["_ray_startup_s"] = run.get("ray_startup_seconds")
+    return result
+
+
+def overhead(per_stage: dict) -> dict:
+    wall = sum(v["wall_s"] for k, v in per_stage.items() if not k.startswith("_"))
+    core = sum(v["process_s"] for k, v in per_stage.items() if not k.startswith("_"))
+    return {"pipeline_wall_s": round(wall, 3), "process_s": round(core, 3), "ratio": round(wall / max(core, 1e-9), 3)}
+
+
+def scaling(one: dict, two: dict) -> dict:
+    out = {}
+    for stage, a in one.items():
+        if stage.startswith("_") or stage not in two:
+            continue
+        b = two[stage]
+        speedup = a["wall_s"] / max(b["wall_s"], 1e-9)
+        out[stage] = {"speedup": round(speedup, 2), "efficiency": round(speedup / 2, 2)}
+    return out
+
+
+def bench_memory(work: Path, stages: list[str], config: Path, quick: bool) -> dict:
+    """Peak memory of each map stage at 1x and 10x the input: it must stay flat."""
+    result = {}
+    for factor in (1, 10):
+        src = work / f"mem-in-{factor}"
+        build_inputs(src, factor * (1 if quick else 2), quick=True)
+        per = bench_pipeline(src, work / f"mem-{factor}", stages, 1, config)
+        result[f"{factor}x"] = {s: v["peak_rss_sum_mb"] for s, v in per.items() if not s.startswith("_")}
+    return result
+
+
+# -- kernels ---------------------------------------------------------------------------------
+
+def _load_script(name: str):
+    path = ROOT / "scripts" / f"{name}.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# (script module, function): each returns a dict of figures comparing curate's core with the
+# raw library kernel (and datatrove where it is installed) on the same documents.
+KERNELS = [
+    ("extract", "extract_quality", "bench"),
+    ("quality", "quality_parity", "bench"),
+    ("classifier", "eval_quality_classifier", "bench"),
+    ("dedup", "dedup_bench", "bench"),
+    ("tokenize", "tokenize_bench", "bench"),
+    ("decontam", "decontam_bench", "bench"),
+]
+
+
+def bench_kernels(quick: bool) -> dict:
+    out = {}
+    for label, module_name, fn in KERNELS:
+        module = _load_script(module_name)
+        if module is None or not hasattr(module, fn):
+            out[label] = {"skipped": f"scripts/{module_name}.py has no {fn}()"}
+            continue
+        try:
+            out[label] = getattr(module, fn)(quick=quick)
+        except Exception as exc:  # one broken kernel bench must not hide the others
+            out[label] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def machine() -> dict:
+    import pyarrow
+    import ray
+
+    from curate import __version__
+
+    return {"date": date.today().isoformat(), "cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
+            "curate": __version__, "ray": ray.__version__, "pyarrow": pyarrow.__version__}
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = ["# curate benchmarks", "",
+             f"Generated by `python scripts/bench.py{' --quick' if r['quick'] else ''}` on {m['date']}: "
+             f"{m['cpus']} cores, {m['memory_gb']} GB, {m['processor']}, Python {m['python']}, curate {m['curate']}, "
+             f"Ray {m['ray']}, pyarrow {m['pyarrow']}.", "",
+             f"Input: {r['inputs']['html_pages']} HTML pages in WARC, {r['inputs']['jsonl_docs']} JSONL documents, "
+             f"{r['inputs']['code_files']} code files, {r['inputs']['tex_files']} LaTeX files "
+             f"({r['inputs']['bytes'] / 2**20:.1f} MB).", "",
+             "## Stages, one worker and two", "",
+             "| stage | docs in | docs/s (1w) | MB/s (1w) | core s | wall s (1w) | wall s (2w) | parallel efficiency | peak MB, all processes | peak MB, largest process |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    one, two = r["workers_1"], r["workers_2"]
+    for s, a in one.items():
+        if s.startswith("_"):
+            continue
+        b = two.get(s, {})
+        eff = r["scaling"].get(s, {}).get("efficiency", "")
+        lines.append(f"| {s} | {a['docs_in']} | {a['docs_per_s']} | {a['mb_per_s']} | {a['process_s']} | {a['wall_s']} | "
+                     f"{b.get('wall_s', '')} | {eff} | {a['peak_rss_sum_mb']} | {a['peak_rss_largest_mb']} |")
+    o = r["overhead"]
+    lines += ["", f"Ray start-up (excluded from the figures above): {one.get('_ray_startup_s')} s.", "",
+              "## Framework overhead", "",
+              f"Pipeline wall time on one worker {o['pipeline_wall_s']} s over time inside the stages' `process()` "
+              f"{o['process_s']} s: **ratio {o['ratio']}** (target ≤ 1.15). On a small input the fixed cost of "
+              "starting one Ray actor per stage (a fresh Python process that imports the stage and loads its model) "
+              "dominates; it does not grow with the input.", "",
+              "## Memory at 1× and 10× the input (one worker; sum over all curate and Ray processes)", "",
+              "| stage | 1× MB | 10× MB |", "|---|---|---|"]
+    mem = r.get("memory", {})
+    for s in mem.get("1x", {}):
+        lines.append(f"| {s} | {mem['1x'][s]} | {mem.get('10x', {}).get(s, '')} |")
+    lines += ["", "## Kernels: curate's core against the raw library call (and peers)", ""]
+    for label, figures in r["kernels"].items():
+        lines.append(f"- **{label}**: `{json.dumps(figures, sort_keys=True)}`")
+    lines += ["", "## Projection", "", projection(r), ""]
+    return "\n".join(lines)
+
+
+def projection(r: dict) -> str:
+    one = r["workers_1"]
+    rows = ["Per-core cost measured above, projected linearly (stages are embarrassingly parallel map steps; "
+            "dedup's global step is partitioned by band, so its shuffle grows with documents × bands × 16 bytes):", "",
+            "| stage | docs/s per core | 16-core node, docs/s (at the measured 2-worker efficiency) | 100 nodes × 16 cores, docs/day |",
+            "|---|---|---|---|"]
+    for s, a in one.items():
+        if s.startswith("_") or not a["process_s"]:
+            continue
+        per_core = a["docs_in"] / a["process_s"]
+        eff = r["scaling"].get(s, {}).get("efficiency", 1.0) or 1.0
+        rows.append(f"| {s} | {per_core:,.0f} | {per_core * 16 * min(eff, 1.0):,.0f} | {per_core * 1600 * min(eff, 1.0) * 86400:,.0f} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a small input and no kernel comparisons (about a minute)")
+    ap.add_argument("--scale", type=int, default=1, help="copies of the JSONL part of the input")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here (default: print)")
+    ap.add_argument("--markdown", type=Path, default=None, help="write BENCHMARKS.md here")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    if not CORPORA.exists():
+        sys.exit(f"bench needs the shared corpora at {CORPORA}")
+
+    from curate import config as cfg
+
+    stages = cfg.load(args.config).stages
+    work = Path(tempfile.mkdtemp(prefix="curate-bench-"))
+    try:
+        src = work / "input"
+        result = {"quick": args.quick, "machine": machine(), "stages": stages,
+                  "inputs": build_inputs(src, args.scale, args.quick)}
+        result["workers_1"] = bench_pipeline(src, work, stages, 1, args.config)
+        result["workers_2"] = bench_pipeline(src, work, stages, 2, args.config)
+        result["overhead"] = overhead(result["workers_1"])
+        result["scaling"] = scaling(result["workers_1"], result["workers_2"])
+        if not args.quick:
+            map_stages = [s for s in stages if s in ("extract", "langid", "quality", "bucket")]
+            result["memory"] = bench_memory(work, map_stages, args.config, args.quick)
+            result["kernels"] = bench_kernels(args.quick)
+        else:
+            result["memory"], result["kernels"] = {}, {}
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(result, indent=1, sort_keys=True)
+    if args.json:
+        args.json.write_text(text + "\n")
+    else:
+        print(text)
+    if args.markdown:
+        args.markdown.write_text(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
