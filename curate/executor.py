@@ -71,15 +71,29 @@ def use_cluster_token() -> None:
 
 
 class ShardWorker:
-    """Holds one stage instance; runs shards one at a time (a Ray actor)."""
+    """A Ray actor that runs shards one at a time. It keeps its stage instance while it serves
+    the same stage, so a model loads once per worker, and the process is reused by the stages
+    that follow (a new stage replaces the old instance)."""
 
-    def __init__(self, stage_cls, config, work_dir: str | None):
+    def __init__(self):
         limit_threads()
-        self.stage = stage_cls(config, Path(work_dir) if work_dir else None)
-        if work_dir and (Path(work_dir) / POISONED).is_file():
-            self.stage.poisoned = set((Path(work_dir) / POISONED).read_text().splitlines())
+        self.key: tuple | None = None
+        self.stage = None
 
-    def run(self, task: ShardTask, out_dir: str, batch_docs: int, batch_bytes: int) -> dict:
+    def _stage_for(self, stage_cls, config, work_dir: str | None):
+        key = (stage_cls.__module__, stage_cls.__qualname__, work_dir)
+        if key != self.key:
+            self.stage = None  # free the previous stage's model before loading the next
+            self.stage = stage_cls(config, Path(work_dir) if work_dir else None)
+            self.key = key
+        poisoned = Path(work_dir) / POISONED if work_dir else None
+        if poisoned is not None and poisoned.is_file():  # another worker may have added one
+            self.stage.poisoned = set(poisoned.read_text().splitlines())
+        return self.stage
+
+    def run(self, stage_cls, config, work_dir: str | None, task: ShardTask, out_dir: str, batch_docs: int,
+            batch_bytes: int) -> dict:
+        stage = self._stage_for(stage_cls, config, work_dir)
         # The stage's per-document loop calls heartbeat(origin) before costly work; the driver
         # reads this file to name the document if the worker hangs.
         path = beat_path(Path(out_dir), task.name)
@@ -90,9 +104,9 @@ class ShardWorker:
             data = (origin or "").encode("utf-8", "replace")[: BEAT_BYTES - 1] + b"\n"
             os.pwrite(fd, data.ljust(BEAT_BYTES, b" "), 0)
 
-        self.stage.heartbeat = beat
+        stage.heartbeat = beat
         try:
-            return run_shard(self.stage, task, Path(out_dir), batch_docs, batch_bytes)
+            return run_shard(stage, task, Path(out_dir), batch_docs, batch_bytes)
         finally:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -126,6 +140,7 @@ class Executor:
         self.started_ray = False
         self.startup_seconds = 0.0
         self.nodes_used: set[str] = set()
+        self.pool: list = []  # idle ShardWorker actors, reused from one stage to the next
 
     # -- Ray lifecycle --------------------------------------------------------------------
     def __enter__(self) -> "Executor":
@@ -168,17 +183,32 @@ class Executor:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.pool:
+            self._drain_pool()
         if self.started_ray:
             import ray
 
             ray.shutdown()
 
     # -- shards -------------------------------------------------------------------------
-    def _actor(self, stage_cls, config, work_dir):
+    def _actor(self):
         import ray
 
-        cls = ray.remote(num_cpus=1, max_restarts=0)(ShardWorker)
-        return cls.remote(stage_cls, config, str(work_dir) if work_dir else None)
+        return ray.remote(num_cpus=1, max_restarts=0)(ShardWorker).remote()
+
+    def _take_actors(self, n: int) -> list:
+        while len(self.pool) < n:
+            self.pool.append(self._actor())
+        taken, self.pool = self.pool[:n], self.pool[n:]
+        return taken
+
+    def _drain_pool(self) -> None:
+        """Idle workers hold a CPU each: free them before global steps schedule tasks."""
+        import ray
+
+        for actor in self.pool:
+            ray.kill(actor, no_restart=True)
+        self.pool = []
 
     def run_shards(self, stage_cls, config, work_dir: Path | None, tasks: list[ShardTask], out_dir: Path,
                    label: str, total: int) -> dict[str, str]:
@@ -195,8 +225,8 @@ class Executor:
         progress = Progress(label, total=total, done=total - len(tasks))
         queue = list(reversed(tasks))
         attempts: dict[str, int] = {}
-        actors = [self._actor(stage_cls, config, work_dir) for _ in range(min(self.workers, len(tasks)))]
-        idle = list(actors)
+        wd = str(work_dir) if work_dir else None
+        idle = self._take_actors(min(self.workers, len(tasks)))
         running: dict[Any, tuple[Any, ShardTask, float]] = {}  # ref -> (actor, task, start)
         done_nodes: dict[str, str] = {}
         node_of: dict[Any, str] = {}
@@ -205,7 +235,7 @@ class Executor:
                 while queue and idle:
                     actor = idle.pop()
                     task = queue.pop()
-                    ref = actor.run.remote(task, str(out_dir), rc.batch_docs, batch_bytes)
+                    ref = actor.run.remote(stage_cls, config, wd, task, str(out_dir), rc.batch_docs, batch_bytes)
                     running[ref] = (actor, task, time.monotonic())
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
                 now = time.monotonic()
@@ -216,7 +246,7 @@ class Executor:
                     except Exception as exc:  # the task raised, or its worker died
                         self._retry(task, exc, attempts, queue)
                         ray.kill(actor, no_restart=True)
-                        actor = self._actor(stage_cls, config, work_dir)
+                        actor = self._actor()
                     else:
                         if actor not in node_of:
                             node_of[actor] = ray.get(actor.node.remote())
@@ -235,11 +265,12 @@ class Executor:
                         queue.append(task)
                     else:
                         self._retry(task, TimeoutError(f"no result after {rc.shard_timeout_s:.0f}s"), attempts, queue)
-                    idle.append(self._actor(stage_cls, config, work_dir))
+                    idle.append(self._actor())
         finally:
             progress.close()
-            for actor in idle + [a for a, _, _ in running.values()]:
+            for actor in [a for a, _, _ in running.values()]:  # only after an error
                 ray.kill(actor, no_restart=True)
+            self.pool.extend(idle)
         self.nodes_used.update(done_nodes.values())
         return done_nodes
 
@@ -269,6 +300,7 @@ class Executor:
         """Run `fn(item)` for every item as Ray tasks, at most `workers` at once; ordered results."""
         import ray
 
+        self._drain_pool()
         remote = ray.remote(num_cpus=1, max_retries=self.run_config.task_retries)(_call_limited)
         results: list = [None] * len(items)
         pending: dict[Any, int] = {}

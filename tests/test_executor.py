@@ -73,7 +73,8 @@ def run(ex: Executor, cls, tmp_path: Path, parts: list[Path]):
     work = out / "_work"
     work.mkdir(parents=True, exist_ok=True)
     tasks = [ShardTask(p.stem, input_path=str(p)) for p in parts]
-    return ex.run_shards(cls, Empty(), work, tasks, out, cls.name, total=len(tasks)), out
+    with ex:  # joins the test session's Ray; frees its workers on exit
+        return ex.run_shards(cls, Empty(), work, tasks, out, cls.name, total=len(tasks)), out
 
 
 def test_hanging_document_is_removed_not_stalled(ray_session, tmp_path):
