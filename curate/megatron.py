@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from curate.errors import UserError
 from curate.shardio import atomic_write_json
 
 MAGIC = b"MMIDIDX\x00\x00"
@@ -55,8 +56,9 @@ MANIFEST_FORMAT = "curate-shards"
 MANIFEST_VERSION = 1
 
 
-class ShardFormatError(ValueError):
-    """Shards on disk that do not match the format: a bad manifest, a corrupt or missing .idx."""
+class ShardFormatError(UserError, ValueError):
+    """Shards on disk that do not match the format: a bad manifest, a corrupt or missing .idx.
+    A UserError, so the CLI reports it as one line with exit code 2."""
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -313,7 +315,8 @@ def parse_manifest(obj, where: str = MANIFEST_NAME) -> Manifest:
     if vocab_size == 0 or eos_id >= vocab_size:
         raise ShardFormatError(f"{where}: eos_id {eos_id} must be below vocab_size {vocab_size}")
     if dtype != token_dtype(vocab_size).name:
-        raise ShardFormatError(f"{where}: dtype {dtype!r} but vocab_size {vocab_size} needs {token_dtype(vocab_size).name!r}")
+        needed = token_dtype(vocab_size).name
+        raise ShardFormatError(f"{where}: dtype {dtype!r} but vocab_size {vocab_size} needs {needed!r}")
     buckets = tuple(_parse_bucket(b, f"{where}: buckets[{i}]") for i, b in enumerate(_get(obj, "buckets", list, where)))
     names = [b.name for b in buckets]
     if len(set(names)) != len(names):

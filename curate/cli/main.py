@@ -13,6 +13,7 @@ from curate import __version__
 COMMANDS = [
     "curate.cli.run:run",
     "curate.cli.stage:stage",
+    "curate.cli.train:train",
 ]
 
 

@@ -1,0 +1,177 @@
+"""What `curate train` can be told: the model, the optimisation and the curriculum.
+
+A YAML config has up to three sections; whatever it leaves out keeps the defaults below, which
+train on a laptop CPU in minutes. Bigger setups live in configs/train/.
+
+    model:      {d_model: 768, n_layer: 8, n_routed_experts: 16, seq_len: 1024}
+    train:      {steps: 20000, batch_size: 64, lr: 6.0e-4}
+    curriculum:
+      - {fraction: 0.3, weights: {easy: 0.6, general: 0.4}}
+      - {fraction: 0.7, weights: {general: 0.5, reasoning: 0.3, code: 0.2}}
+
+This module needs no torch, so a bad config is reported before torch is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from curate.errors import UserError
+
+
+class Section(BaseModel):
+    # strict: a YAML "256" or 1.0 where an int belongs is a mistake, not something to coerce.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ModelConfig(Section):
+    vocab_size: int = 0  # filled in from the shards manifest; never set in a config file
+    seq_len: int = Field(256, gt=0)  # tokens per training window (the context length)
+    n_layer: int = Field(4, gt=0)  # transformer blocks
+    d_model: int = Field(256, gt=0)  # width of the residual stream
+    n_head: int = Field(4, gt=0)  # attention heads; head dim = d_model / n_head, must be even (rotary)
+    n_dense_layers: int = Field(0, ge=0)  # leading blocks with a dense FFN instead of MoE (DeepSeek uses 1-3)
+    n_routed_experts: int = Field(8, gt=0)  # routed experts per MoE layer
+    top_k: int = Field(2, gt=0)  # routed experts each token goes to
+    n_shared_experts: int = Field(1, ge=0)  # experts every token goes through, beside the routed ones
+    expert_hidden: int = Field(256, gt=0)  # SwiGLU hidden width of one expert: small = fine-grained
+    balance_loss_coef: float = Field(0.0, ge=0)  # sequence-level balance loss; the routing bias needs none
+    rope_theta: float = Field(10000.0, gt=0)  # rotary base period
+    norm_eps: float = Field(1e-6, gt=0)
+    init_std: float = Field(0.02, gt=0)  # std of the initial weights (output projections: scaled by depth)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.d_model % self.n_head or (self.d_model // self.n_head) % 2:
+            raise ValueError(f"d_model {self.d_model} must split into {self.n_head} heads of even size")
+        if self.top_k > self.n_routed_experts:
+            raise ValueError(f"top_k {self.top_k} exceeds n_routed_experts {self.n_routed_experts}")
+        if self.n_dense_layers > self.n_layer:
+            raise ValueError(f"n_dense_layers {self.n_dense_layers} exceeds n_layer {self.n_layer}")
+        return self
+
+
+class TrainConfig(Section):
+    steps: int = Field(1000, gt=0)  # optimizer steps; the LR schedule and curriculum span them
+    batch_size: int = Field(8, gt=0)  # sequences per optimizer step
+    micro_batch_size: int = Field(8, gt=0)  # sequences per forward pass; fewer = gradient accumulation
+    lr: float = Field(1e-3, gt=0)  # peak learning rate, reached after warmup
+    min_lr: float = Field(1e-4, ge=0)  # the cosine decay ends here
+    warmup_steps: int = Field(50, ge=0)  # linear warmup from lr / warmup_steps
+    weight_decay: float = Field(0.1, ge=0)  # AdamW decay on matrices; none on norms and biases
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)  # max global gradient norm
+    bias_update_rate: float = Field(1e-3, ge=0)  # routing-bias step per optimizer step (DeepSeek-V3's gamma); 0 = off
+    seed: int = Field(0, ge=0)  # decides the initial weights and every batch
+    log_every: int = Field(10, gt=0)  # steps between log lines
+    checkpoint_every: int = Field(200, gt=0)  # steps between checkpoints (and one at the end)
+    prefetch: int = Field(4, gt=0)  # batches prepared ahead by the background reader
+    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = $OMP_NUM_THREADS, else every usable core
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of "
+                             f"micro_batch_size {self.micro_batch_size}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr {self.min_lr} exceeds lr {self.lr}")
+        return self
+
+
+class Phase(Section):
+    fraction: float = Field(gt=0, le=1)  # share of the total steps this phase lasts
+    weights: dict[str, float]  # bucket name -> mixing weight (renormalised over buckets that exist)
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> Phase:
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError(f"weights must be >= 0, got {self.weights}")
+        return self
+
+
+# The default ramp: easy text first, then general text, then reasoning, code only at the end.
+DEFAULT_CURRICULUM = [
+    Phase(fraction=0.3, weights={"easy": 0.6, "general": 0.4}),
+    Phase(fraction=0.4, weights={"easy": 0.2, "general": 0.5, "reasoning": 0.3}),
+    Phase(fraction=0.3, weights={"general": 0.4, "reasoning": 0.3, "code": 0.3}),
+]
+
+
+class Config(Section):
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    curriculum: list[Phase] = Field(default_factory=lambda: list(DEFAULT_CURRICULUM), min_length=1)
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> Config:
+        total = sum(p.fraction for p in self.curriculum)
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"curriculum fractions must add up to 1, they add up to {total:g}")
+        return self
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that reads 3e-4 as a number: YAML 1.1 wants 3.0e-4, ML configs rarely comply."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
+)
+
+
+def builtin_config_names() -> list[str]:
+    """Configs shipped in configs/train/, usable as `--config NAME`."""
+    try:
+        folder = resources.files("curate.configs").joinpath("train")
+    except ModuleNotFoundError:  # running from a checkout that is not installed
+        return []
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _explain(err: dict) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    shown = f" (got {err['input']!r:.60})" if err["type"] not in ("missing", "value_error") else ""
+    return f"{key}: {err['msg']}{shown}"
+
+
+def parse_config(data: dict, source: str = "config") -> Config:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a train config is a mapping with model:, train: and curriculum: sections")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise UserError(f"{source}: {_explain(e.errors()[0])}{more}") from None
+
+
+def load_config(path: str | Path | None, steps: int | None = None) -> Config:
+    """The config from a YAML file, a built-in name (tiny, small, moe-100m) or the defaults (None);
+    `steps` overrides train.steps."""
+    if path is None:
+        data, source = {}, "defaults"
+    else:
+        file = Path(os.path.expanduser(str(path)))
+        if not file.is_file() and str(path) in builtin_config_names():
+            file = resources.files("curate.configs").joinpath("train", f"{path}.yaml")
+        elif not file.is_file():
+            names = ", ".join(builtin_config_names()) or "none installed"
+            raise UserError(f"config file not found: {path} (built-in configs: {names})")
+        source = str(path)
+        try:
+            data = yaml.load(file.read_text(encoding="utf-8"), Loader=_YamlLoader) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise UserError(f"{source}: cannot read YAML: {str(e).splitlines()[0]}") from None
+    if isinstance(data, dict) and "vocab_size" in (data.get("model") or {}):
+        raise UserError(f"{source}: model.vocab_size comes from the shards manifest; remove it")
+    if steps is not None and isinstance(data, dict):
+        data = {**data, "train": {**(data.get("train") or {}), "steps": steps}}
+    return parse_config(data, source)
