@@ -183,7 +183,8 @@ def run_stage(plan: Plan, name: str, ex: Executor, log) -> dict:
     config = pipeline.section(name)
     work_dir = sdir / "_work"
     work_dir.mkdir(exist_ok=True)
-    ctx = StageContext(out=out, stage_dir=sdir, work_dir=work_dir, config=config, executor=ex)
+    ctx = StageContext(out=out, stage_dir=sdir, work_dir=work_dir, config=config, executor=ex,
+                       input=plan.inputs[name])
     tasks = _tasks_for(plan, name, sdir)
     _clean_partial(sdir, tasks)
     # A driver-side instance only for stages with global steps: others load models on workers only.

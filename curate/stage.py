@@ -57,6 +57,10 @@ class Stage:
         """Called by per-document loops before costly work, so a hang can be traced to its
         document. The executor replaces it on workers; a no-op in unit tests."""
 
+    def start_shard(self, name: str) -> None:
+        """Called by the executor before the first batch of shard `name` (e.g. `part-00003`),
+        for stages whose global step wrote per-part state (dedup's decisions)."""
+
     def process(self, batch: pa.Table) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 
