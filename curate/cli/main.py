@@ -13,7 +13,10 @@ from curate import __version__
 COMMANDS = [
     "curate.cli.run:run",
     "curate.cli.stage:stage",
+    "curate.cli.report:report",
+    "curate.cli.inspect:inspect",
     "curate.cli.train:train",
+    "curate.cli.train_quality:train_quality",
 ]
 
 

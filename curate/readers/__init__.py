@@ -71,10 +71,9 @@ def _load_builtin() -> None:
     # Import for the side effect of registering; order decides sniffing priority.
     from curate.readers import jsonl, parquet, text  # noqa: F401
 
-    try:  # formats added by the extraction stage's readers
-        from curate.readers import extra  # noqa: F401
-    except ImportError:
-        pass
+    # Extraction formats; their sniffers look for distinct heads (WARC/ARC records, <html>,
+    # \documentclass or a tarball), and plain text, always sniffed last, claims what is left.
+    from curate.readers import warc, html, latex, code  # noqa: F401
 
 
 def by_extension(name: str) -> Reader | None:

