@@ -96,3 +96,16 @@ def test_cli_version_and_help():
     for cmd in ("run", "stage"):
         proc = subprocess.run(CURATE + [cmd, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "Example" in proc.stdout
+
+
+def test_default_yaml_is_generated_from_the_models():
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "write_default_config.py"),
+                           "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_packaged_configs_load():
+    for name in ("default", "demo"):
+        from curate.cli.common import resolve_config
+
+        assert config.load(resolve_config(name)).stages[-1] == "tokenize"
