@@ -22,6 +22,7 @@ group's worker reads only its own files. The steps, in order:
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
@@ -35,6 +36,7 @@ import pyarrow.parquet as pq
 
 from curate import components, minhash
 from curate.shardio import PARQUET_OPTS, atomic_write_json
+from curate.stage import merge_counters
 
 ROW_BITS = 32
 ROW_MASK = (1 << ROW_BITS) - 1
@@ -104,11 +106,22 @@ def run_item(plan: Plan, step: str, item: str, fn) -> dict:
             return record
     t0 = time.perf_counter()
     files, stats = fn()
+    release_memory()
     record = {"files": [str(Path(f).relative_to(plan.work)) for f in files],
               "seconds": round(time.perf_counter() - t0, 4), **stats}
     done.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(done, record)
     return record
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the OS after a step's item: a Ray worker stays alive between
+    tasks, and Arrow's pool and glibc otherwise keep part of its largest item mapped."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _scatter(plan: Plan, table: pa.Table, dest_groups: np.ndarray, subdir: str, name: str) -> list[Path]:
@@ -149,8 +162,8 @@ def load_fields(plan: Plan, keys: np.ndarray, columns: list[str]) -> pa.Table:
 
 
 def load_shingle_sets(plan: Plan, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique shingle hashes of each document in `keys` (sorted, unique), re-read from
-    the input parts: (hashes, offsets)."""
+    """Unique shingle hashes of each document in `keys` (sorted, unique), re-read from the
+    input parts: (hashes, offsets)."""
     all_h, all_n = [], []
     parts = keys >> ROW_BITS
     bounds = np.flatnonzero(np.diff(parts)) + 1
@@ -168,30 +181,43 @@ def load_shingle_sets(plan: Plan, keys: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.concatenate(all_h), np.concatenate([[0], np.cumsum(counts)])
 
 
+def _tagged(h: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Hashes made distinct per owner (document or pair): h xor a mixed owner index. Two
+    (owner, hash) entries meet only when both are equal, up to a 2^-64 chance."""
+    return h ^ minhash.fmix64(owner.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+
+
 def shingle_sets(hasher: minhash.Hasher, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted unique shingle hashes of all documents, count per document)."""
+    """(unique shingle hashes of each document, grouped by document; count per document)."""
     buf, off = minhash.normalise(texts)
     h, s_off = minhash.shingle_hashes(buf, off, hasher.ngram, hasher.unit)
     doc = np.repeat(np.arange(s_off.size - 1), np.diff(s_off))
-    order = np.lexsort((h, doc))
-    h, doc = h[order], doc[order]
-    first = np.ones(h.size, bool)
-    first[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])
+    _, first = np.unique(_tagged(h, doc), return_index=True)
+    first.sort()  # back to document order
     return h[first], np.bincount(doc[first], minlength=s_off.size - 1)
 
 
+# Pairs compared at once in exact_jaccard: bounds its temporaries to some tens of megabytes.
+JACCARD_PAIRS = 4096
+
+
 def exact_jaccard(a_sets: tuple[np.ndarray, np.ndarray], b_sets: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Jaccard of pair i's sets: a_sets and b_sets are (hashes, offsets), one set per pair."""
+    """Jaccard of pair i's sets: a_sets and b_sets are (hashes, offsets), one set per pair,
+    each set without repeats."""
     (ha, oa), (hb, ob) = a_sets, b_sets
-    na, nb = np.diff(oa), np.diff(ob)
-    pair = np.concatenate([np.repeat(np.arange(na.size), na), np.repeat(np.arange(nb.size), nb)])
-    h = np.concatenate([ha, hb])
-    order = np.lexsort((h, pair))
-    h, pair = h[order], pair[order]
-    both = (h[1:] == h[:-1]) & (pair[1:] == pair[:-1])  # a hash in A and in B of one pair
-    inter = np.bincount(pair[1:][both], minlength=na.size)
-    union = na + nb - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    n = oa.size - 1
+    out = np.zeros(n, np.float64)
+    for p0 in range(0, n, JACCARD_PAIRS):
+        p1 = min(n, p0 + JACCARD_PAIRS)
+        na, nb = np.diff(oa[p0: p1 + 1]), np.diff(ob[p0: p1 + 1])
+        pair_a = np.repeat(np.arange(p1 - p0), na)
+        key_a = _tagged(ha[oa[p0]: oa[p1]], pair_a)
+        key_b = _tagged(hb[ob[p0]: ob[p1]], np.repeat(np.arange(p1 - p0), nb))
+        _, in_a, _ = np.intersect1d(key_a, key_b, assume_unique=True, return_indices=True)
+        inter = np.bincount(pair_a[in_a], minlength=p1 - p0)
+        union = na + nb - inter
+        out[p0:p1] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    return out
 
 
 # -- steps -----------------------------------------------------------------------------------
@@ -319,6 +345,17 @@ def _verified(pairs: pa.Table, jaccard: np.ndarray, how: str) -> pa.Table:
         .append_column("how", pa.array([how] * pairs.num_rows, pa.string()))
 
 
+# Pairs handled at once by compare and exact: bounds a task's memory whatever a group holds.
+PAIR_CHUNK = 1 << 16
+
+
+def _chunks(paths: list[Path]):
+    """The rows of `paths` as tables of at most PAIR_CHUNK rows."""
+    for path in paths:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=PAIR_CHUNK):
+            yield pa.Table.from_batches([batch])
+
+
 def compare(args: tuple[Plan, int]) -> dict:
     """Pairs whose `b` lives here: estimated Jaccard from the two signatures. Exact copies and
     clear cases are decided here; pairs within `margin` of the threshold go back to a's group
@@ -326,31 +363,32 @@ def compare(args: tuple[Plan, int]) -> dict:
     plan, g = args
 
     def work():
-        pairs = read_all(_inbox(plan, "side", g))
-        pairs = _with_side(plan, pairs, "b", SIDE_FIELDS + ["sig"])
-        num_perm = plan.hasher.num_perm
-        sig_a = pairs.column("sig_a").combine_chunks().flatten().to_numpy().reshape(-1, num_perm)
-        sig_b = pairs.column("sig_b").combine_chunks().flatten().to_numpy().reshape(-1, num_perm)
-        est = minhash.estimated_jaccard(sig_a, sig_b)
-        col = lambda name: pairs.column(name).to_numpy()  # noqa: E731
-        copy = (col("exact_hi_a") == col("exact_hi_b")) & (col("exact_lo_a") == col("exact_lo_b"))
-        empty = (col("n_shingles_a") == 0) | (col("n_shingles_b") == 0)
-        t, m = plan.threshold, plan.margin
-        sure = copy | (~empty & (est >= t + m))
-        ambiguous = ~copy & ~empty & (est >= t - m) & (est < t + m)
-        jac = np.where(copy, 1.0, est)
-        out = plan.path("verified", f"sig-g{g:03d}.parquet")
-        write_parquet(out, _verified(pairs.filter(pa.array(sure)), jac[sure], "signature"))
-        files = [out]
-        amb = pairs.filter(pa.array(ambiguous)).drop_columns(["sig_a", "sig_b"])
-        b_keys = amb.column("b").to_numpy()
-        uniq, inv = np.unique(b_keys, return_inverse=True)
-        hs, off = load_shingle_sets(plan, uniq)
-        lists = pa.ListArray.from_arrays(pa.array(off, pa.int32()), pa.array(hs, pa.uint64()))
-        amb = amb.append_column("shingles_b", lists.take(pa.array(inv)) if amb.num_rows else lists.slice(0, 0))
-        files += _scatter(plan, amb, plan.group_of(amb.column("a").to_numpy()), "ambig", f"f{g:03d}")
-        return files, {"pairs": pairs.num_rows, "sure": int(sure.sum()), "exact_copies": int(copy.sum()),
-                       "ambiguous": int(ambiguous.sum())}
+        files, stats = [], {"pairs": 0, "sure": 0, "exact_copies": 0, "ambiguous": 0}
+        for i, pairs in enumerate(_chunks(_inbox(plan, "side", g))):
+            pairs = _with_side(plan, pairs, "b", SIDE_FIELDS + ["sig"])
+            num_perm = plan.hasher.num_perm
+            sig_a = pairs.column("sig_a").combine_chunks().flatten().to_numpy().reshape(-1, num_perm)
+            sig_b = pairs.column("sig_b").combine_chunks().flatten().to_numpy().reshape(-1, num_perm)
+            est = minhash.estimated_jaccard(sig_a, sig_b)
+            col = lambda name: pairs.column(name).to_numpy()  # noqa: E731
+            copy = (col("exact_hi_a") == col("exact_hi_b")) & (col("exact_lo_a") == col("exact_lo_b"))
+            empty = (col("n_shingles_a") == 0) | (col("n_shingles_b") == 0)
+            t, m = plan.threshold, plan.margin
+            sure = copy | (~empty & (est >= t + m))
+            ambiguous = ~copy & ~empty & (est >= t - m) & (est < t + m)
+            out = plan.path("verified", f"sig-g{g:03d}-{i:04d}.parquet")
+            write_parquet(out, _verified(pairs.filter(pa.array(sure)), np.where(copy, 1.0, est)[sure], "signature"))
+            files.append(out)
+            amb = pairs.filter(pa.array(ambiguous)).drop_columns(["sig_a", "sig_b"])
+            del sig_a, sig_b
+            uniq, inv = np.unique(amb.column("b").to_numpy(), return_inverse=True)
+            hs, off = load_shingle_sets(plan, uniq)
+            lists = pa.ListArray.from_arrays(pa.array(off, pa.int32()), pa.array(hs, pa.uint64()))
+            amb = amb.append_column("shingles_b", lists.take(pa.array(inv)))
+            files += _scatter(plan, amb, plan.group_of(amb.column("a").to_numpy()), "ambig", f"f{g:03d}-{i:04d}")
+            stats = merge_counters(stats, {"pairs": int(est.size), "sure": int(sure.sum()),
+                                           "exact_copies": int(copy.sum()), "ambiguous": int(ambiguous.sum())})
+        return files, stats
 
     return run_item(plan, "compare", f"g{g:03d}", work)
 
@@ -374,23 +412,24 @@ def exact(args: tuple[Plan, int]) -> dict:
     plan, g = args
 
     def work():
-        amb = read_all(_inbox(plan, "ambig", g), _ambig_schema())
-        a = amb.column("a").to_numpy()
-        uniq, inv = np.unique(a, return_inverse=True)
-        ha, oa = load_shingle_sets(plan, uniq)
-        # a's set for every pair, laid out pair by pair
-        counts = np.diff(oa)[inv]
-        starts = oa[:-1][inv]
-        idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
-        a_sets = (ha[idx], np.concatenate([[0], np.cumsum(counts)]))
-        lists = amb.column("shingles_b").combine_chunks() if amb.num_rows else pa.array([], pa.list_(pa.uint64()))
-        b_off = lists.offsets.to_numpy()
-        b_sets = (lists.values.to_numpy(), b_off - b_off[0])
-        jac = exact_jaccard(a_sets, b_sets) if amb.num_rows else np.zeros(0)
-        ok = jac >= plan.threshold
-        out = plan.path("verified", f"exact-g{g:03d}.parquet")
-        write_parquet(out, _verified(amb.filter(pa.array(ok)), jac[ok], "exact"))
-        return [out], {"checked": amb.num_rows, "accepted": int(ok.sum())}
+        files, stats = [], {"checked": 0, "accepted": 0}
+        for i, amb in enumerate(_chunks(_inbox(plan, "ambig", g))):
+            uniq, inv = np.unique(amb.column("a").to_numpy(), return_inverse=True)
+            ha, oa = load_shingle_sets(plan, uniq)
+            # a's set for every pair, laid out pair by pair
+            counts = np.diff(oa)[inv]
+            idx = np.repeat(oa[:-1][inv] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+            a_sets = (ha[idx], np.concatenate([[0], np.cumsum(counts)]))
+            lists = amb.column("shingles_b").combine_chunks()
+            b_off = lists.offsets.to_numpy()
+            b_sets = (lists.values.to_numpy()[b_off[0]: b_off[-1]], b_off - b_off[0])
+            jac = exact_jaccard(a_sets, b_sets)
+            ok = jac >= plan.threshold
+            out = plan.path("verified", f"exact-g{g:03d}-{i:04d}.parquet")
+            write_parquet(out, _verified(amb.filter(pa.array(ok)), jac[ok], "exact"))
+            files.append(out)
+            stats = merge_counters(stats, {"checked": amb.num_rows, "accepted": int(ok.sum())})
+        return files, stats
 
     return run_item(plan, "exact", f"g{g:03d}", work)
 
@@ -404,8 +443,7 @@ def contract(args: tuple[Plan, int]) -> dict:
     plan, g = args
 
     def work():
-        paths = [plan.path("verified", f"{kind}-g{g:03d}.parquet") for kind in ("sig", "exact")]
-        t = read_all(paths, _verified_schema())
+        t = read_all(sorted(plan.path("verified").glob(f"*-g{g:03d}-*.parquet")), _verified_schema())
         u, v = components.contract(t.column("a").to_numpy(), t.column("b").to_numpy())
         comp = plan.path("comp", f"g{g:03d}.parquet")
         write_parquet(comp, pa.table({"node": u, "root": v}))

@@ -108,9 +108,7 @@ def discover(root: Path) -> list[InputFile]:
 
 def _claim_directory(path: Path) -> str | None:
     """A reader may take a whole directory as one unit (a LaTeX source tree)."""
-    if not readers.REGISTRY:
-        readers.by_extension("")
-    for reader in readers.REGISTRY.values():
+    for reader in readers.loaded().values():
         if reader.claims_dir is not None and reader.claims_dir(path):
             return reader.format
     return None

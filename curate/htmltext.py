@@ -141,15 +141,14 @@ def _looks_short(text: str, tree: HtmlElement, settings) -> bool:
     `rerun_below_share`, or `rerun_small_below_share` on small pages, which are cheap to redo.
     The body's raw string length bounds the visible characters from above and is cheap, so the
     exact count is only taken when that bound does not already settle it."""
-    share = max(settings.rerun_below_share, settings.rerun_small_below_share)
-    if len(text) >= share * _BODY_CHARS(tree):
+    n, upper = len(text), _BODY_CHARS(tree)
+    big, small, small_page = settings.rerun_below_share, settings.rerun_small_below_share, settings.small_page_chars
+    if n >= max(big, small) * upper:
+        return False
+    if n >= big * upper and n >= small * small_page:  # a large page passes big, a small one small
         return False
     visible = visible_chars(tree)
-    if visible < settings.small_page_chars:
-        share = settings.rerun_small_below_share
-    else:
-        share = settings.rerun_below_share
-    return len(text) < share * visible
+    return n < (small if visible < small_page else big) * visible
 
 
 def main_text(tree: HtmlElement, settings, url: str | None = None) -> tuple[str, bool]:

@@ -52,6 +52,7 @@ _DEFINITION = re.compile(
     r"|\\(?P<op>DeclareMathOperator)(?P<star>\*?)")
 _CONTROL_WORD = re.compile(r"\\[A-Za-z@]+")
 _ENDS_IN_CONTROL_WORD = re.compile(r"\\[A-Za-z@]+$")
+_PARAM = re.compile(r"#([1-9])")
 _PROSE_NOISE = re.compile(r"\\[A-Za-z@]+\*?|\\.|[{}\[\]$&^_~#]")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
@@ -352,9 +353,8 @@ def expand_macros(text: str, macros: dict[str, Macro], limit: int = MAX_TEXT_CHA
                 out.append(text[pos:m.end()])
                 pos = m.end()
                 continue
-            body = macro.body
-            if args:
-                body = re.sub(r"#([1-9])", lambda a: args[int(a.group(1)) - 1] if int(a.group(1)) <= len(args) else "", body)
+            body = _PARAM.sub(lambda a: args[int(a.group(1)) - 1] if int(a.group(1)) <= len(args) else "",
+                              macro.body) if args else macro.body
             if j < len(text) and text[j].isalpha() and _ENDS_IN_CONTROL_WORD.search(body):
                 body += " "  # `\foo` -> `\bar` must not glue onto a following letter
             out.append(text[pos:m.start()])

@@ -132,7 +132,7 @@ def normalise(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     last = kept[new_off[1:][new_off[1:] > new_off[:-1]] - 1]  # each non-empty document's last byte
     trailing = last[sp[last]]
     if trailing.size:
-        kept = kept[~np.isin(kept, trailing, assume_unique=True)]
+        kept = np.delete(kept, np.searchsorted(kept, trailing))
         new_off = np.searchsorted(kept, offsets)
     return buf[kept], new_off
 

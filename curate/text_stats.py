@@ -36,8 +36,8 @@ def as_text(column) -> pa.Array:
 
 
 def strip(text: pa.Array) -> pa.Array:
-    """str.strip() on every row."""
-    return pc.replace_substring_regex(text, f"^[{WS}]+|[{WS}]+$", "")
+    """str.strip() on every row (Arrow's Unicode whitespace is Python's; tests check it)."""
+    return pc.utf8_trim_whitespace(text)
 
 
 @functools.cache
@@ -206,10 +206,6 @@ class Docs:
         if tokens is not None:
             docs.tokens = tokens
         return docs
-
-    @functools.cached_property
-    def texts(self) -> list[str]:
-        return self.text.to_pylist()
 
     @functools.cached_property
     def length(self) -> np.ndarray:

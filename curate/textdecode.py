@@ -20,7 +20,7 @@ BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-DETECT_BYTES = 64 << 10  # the detector sees at most this much; decoding uses all bytes
+DETECT_BYTES = 16 << 10  # the detector sees at most this much (its cost grows with it); decoding uses all bytes
 META_BYTES = 4096  # HTML: a <meta charset> must appear this early (the HTML spec says 1024)
 
 # WHATWG encoding labels that differ from Python's meaning: browsers decode these as cp1252,
@@ -36,6 +36,7 @@ TRUST_FIRST = {"utf_16", "utf_16_le", "utf_16_be", "utf_32", "utf_32_le", "utf_3
 
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.+-]+)""", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?encoding\s*=\s*["']([a-zA-Z0-9_:.+-]+)""")
 _CONTENT_TYPE_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([a-zA-Z0-9_:.+-]+)""", re.IGNORECASE)
 
 
@@ -60,8 +61,9 @@ def charset_of_content_type(content_type: str | None) -> str | None:
 
 
 def html_meta_charset(data: bytes) -> str | None:
-    """The charset an HTML page declares in its head (`<meta charset>` or http-equiv)."""
-    m = _META_CHARSET.search(data[:META_BYTES])
+    """The charset an HTML page declares in its head (`<meta charset>`, http-equiv, or the XML
+    declaration of an XHTML page)."""
+    m = _META_CHARSET.search(data[:META_BYTES]) or _XML_ENCODING.match(data[:256])
     return m.group(1).decode("ascii", "replace") if m else None
 
 

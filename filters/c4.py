@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import WS, Docs, Pieces, Tokens, lengths, ratio, sentence_end_class, strip, to_numpy
+from curate.text_stats import Docs, Pieces, Tokens, lengths, ratio, sentence_end_class, strip, to_numpy
 
 CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"  # Wikipedia-style markers removed from lines
 POLICY = r"terms of use|privacy policy|cookie policy|uses cookies|use of cookies|use cookies"

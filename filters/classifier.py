@@ -1,39 +1,48 @@
 """A fastText quality classifier: the probability that a document is the kind of text the model
-was trained to prefer, in the manner of the fastText filters of CCNet/LLaMA (Wenzek et al. 2020;
-Touvron et al. 2023: "a linear model trained to classify pages used as references in
-Wikipedia v.s. randomly sampled pages") and DCLM (Li et al. 2024, section 4.3: keep the top
-10% of pages by a fastText score). Train a model with `curate train-quality`
-(curate/classifier.py holds the normalisation training and scoring share).
+was trained to prefer, in the manner of CCNet/LLaMA (Wenzek et al. 2020; Touvron et al. 2023:
+"a linear model trained to classify pages used as references in Wikipedia v.s. randomly
+sampled pages") and DCLM (Li et al. 2024: keep the top 10% of pages by a fastText score).
+Train a model with `curate train-quality`; curate/classifier.py holds what training and
+scoring share (text normalisation, the model checks, `QualityModel.score`).
 
     quality:
       classifier:
         model: models/quality.bin     # relative to the config file; no model: the filter is off
-        threshold_web: 0.5            # remove a web document scoring below this
-        threshold_text: 0.5
-        threshold_academic: null      # null: never removed by score (scored only if listed in sources)
+        languages: [en]               # score only the languages the model was trained on
+        threshold_web: 0.65           # remove a web document scoring below this
+        threshold_text: 0.65
+        threshold_academic: null      # null: not scored (unless listed in `sources`), never removed
         top_fraction: null            # or e.g. 0.3: keep the best 30% of each source in each batch
+
+Scores are not calibrated across corpora: pick thresholds from the score quantiles in the
+model card and the `quality_score_<source>` histograms of `curate report`, and try them with
+`curate report OUT --what-if quality.classifier.threshold_web=0.7` before re-running.
 
 Signals: `quality_score`, P(positive label) for every scored document (0 for a blank one);
 `quality_score_<source>`, the same value for the documents of that source only (NaN for the
-rest), so that each source's threshold is a plain `Rule` over a stored column and
-`curate report --what-if quality.classifier.threshold_web=0.6` replays it exactly; and
-`quality_rank`, a document's position from the top among the documents of its source in the
-same batch, as a share (midrank: 0 = best, 1 = worst).
+rest), so that each source's threshold is a plain `Rule` over a stored column and a what-if
+replays it exactly; and `quality_rank`, a document's position from the top among the scored
+documents of its source in the same batch, as a share (midrank: 0 = best, 1 = worst).
 
 Removes `quality:classifier:low_score` when the score of the document's source is below its
 `threshold_<source>`, and `quality:classifier:below_top_fraction` when `quality_rank` exceeds
 `top_fraction`. Top-fraction mode is not a score threshold: the score it cuts at depends on the
 batch (`run.batch_docs` documents; a batch's few documents of a rare source are ranked among
-themselves), so it is not the top fraction of the whole corpus. A what-if on `top_fraction`
+themselves), and documents the rules remove are ranked too (filters measure every document),
+so it keeps about, not exactly, the top fraction of the corpus. A what-if on `top_fraction`
 replays the stored ranks of the batches as they were.
 
-Sources scored: `sources` when given, else those with a threshold (all four with top_fraction).
-The model is loaded once per worker, when the stage builds its filters.
+Sources scored: `sources` when given, else those with a threshold (all four with top_fraction);
+with `languages`, only documents whose `lang` is listed (others get NaN and are never removed:
+a model trained on English text has no opinion on German). The model is loaded once per
+worker, when the stage builds its filters.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate import classifier
@@ -54,6 +63,8 @@ class ClassifierConfig(FilterConfig):
     threshold_academic: float | None = Field(None, ge=0, le=1, description="academic: a lower score is removed")
     top_fraction: float | None = Field(
         None, gt=0, le=1, description="keep only this share of each source's best-scored documents per batch")
+    languages: list[str] | None = Field(
+        None, description="score only documents whose `lang` is listed (the model's languages); null: all")
 
     @model_validator(mode="after")
     def _usable_model(self) -> "ClassifierConfig":
@@ -110,10 +121,19 @@ class ClassifierFilter(Filter):
             return {}
         if docs.source is None:
             raise ValueError("the classifier filter needs each document's source (Docs.source)")
-        score = self.model.score(docs.text).astype(np.float64)
         source = to_numpy(docs.source).astype(object)
         source[source == ""] = "text"  # the stage reads a missing source as text
-        out = {"quality_score": score, "quality_rank": _rank_within(score, source)}
+        rows = np.arange(docs.n)
+        if self.config.languages is not None:  # a model judges only the languages it learned
+            listed = pc.is_in(docs.lang_array, pa.array(self.config.languages, pa.string()))
+            rows = np.flatnonzero(to_numpy(listed))
+        score = np.full(docs.n, np.nan)
+        rank = np.full(docs.n, np.nan)
+        if rows.size:
+            text = docs.text if rows.size == docs.n else docs.text.take(pa.array(rows))
+            score[rows] = self.model.score(text)
+            rank[rows] = _rank_within(score[rows], source[rows])
+        out = {"quality_score": score, "quality_rank": rank}
         for s in SOURCES:
             out[f"quality_score_{s}"] = np.where(source == s, score, np.nan)
         return out

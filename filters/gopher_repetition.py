@@ -30,14 +30,14 @@ class GopherRepetitionConfig(FilterConfig):
     max_dup_line_frac: float | None = Field(0.3, ge=0, le=1, description="share of lines that repeat an earlier one")
     max_dup_line_char_frac: float | None = Field(0.2, ge=0, le=1, description="share of characters in repeated lines")
     max_top_2_gram_frac: float | None = Field(TOP_N[2], ge=0, description="share of characters in the most frequent 2-gram")
-    max_top_3_gram_frac: float | None = Field(TOP_N[3], ge=0)
-    max_top_4_gram_frac: float | None = Field(TOP_N[4], ge=0)
+    max_top_3_gram_frac: float | None = Field(TOP_N[3], ge=0, description="share of characters in the most frequent 3-gram")
+    max_top_4_gram_frac: float | None = Field(TOP_N[4], ge=0, description="share of characters in the most frequent 4-gram")
     max_dup_5_gram_frac: float | None = Field(DUP_N[5], ge=0, description="share of characters in repeated 5-grams")
-    max_dup_6_gram_frac: float | None = Field(DUP_N[6], ge=0)
-    max_dup_7_gram_frac: float | None = Field(DUP_N[7], ge=0)
-    max_dup_8_gram_frac: float | None = Field(DUP_N[8], ge=0)
-    max_dup_9_gram_frac: float | None = Field(DUP_N[9], ge=0)
-    max_dup_10_gram_frac: float | None = Field(DUP_N[10], ge=0)
+    max_dup_6_gram_frac: float | None = Field(DUP_N[6], ge=0, description="share of characters in repeated 6-grams")
+    max_dup_7_gram_frac: float | None = Field(DUP_N[7], ge=0, description="share of characters in repeated 7-grams")
+    max_dup_8_gram_frac: float | None = Field(DUP_N[8], ge=0, description="share of characters in repeated 8-grams")
+    max_dup_9_gram_frac: float | None = Field(DUP_N[9], ge=0, description="share of characters in repeated 9-grams")
+    max_dup_10_gram_frac: float | None = Field(DUP_N[10], ge=0, description="share of characters in repeated 10-grams")
 
 
 P = "gopher_repetition_"

@@ -245,6 +245,8 @@ class PeakMemory:
         self.root = psutil.Process(pid)
         self.every = every
         self.peak = 0
+        self.peak_at = 0.0
+        self.t0 = time.perf_counter()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -262,7 +264,8 @@ class PeakMemory:
                     total += p.memory_full_info().pss
                 except psutil.Error:
                     pass
-            self.peak = max(self.peak, total)
+            if total > self.peak:
+                self.peak, self.peak_at = total, time.perf_counter() - self.t0
             self.stop.wait(self.every)
 
     def __enter__(self):
@@ -299,6 +302,16 @@ def bench_scale(args) -> None:
     print(f"scale: {stats['docs_in']:,} documents, {stats['docs_out']:,} kept, removed {stats['removed']}")
     print(f"  wall {wall:.0f}s (stage {stats['wall_seconds']:.0f}s), peak PSS of curate + Ray {mem.peak / 2**30:.2f} GiB")
     print(f"  steps (s): {d['step_seconds']}")
+    # which step held the peak: the steps run in order after Ray's start-up, then the shard map
+    run = json.loads((out / "run.json").read_text())
+    t, where = run.get("ray_startup_seconds", 0.0), "start-up"
+    from curate.stages.dedup import STEPS
+
+    for name, secs in [(n, d["step_seconds"][n]) for n in STEPS] + [("map over shards", 1e9)]:
+        if mem.peak_at >= t:
+            where = name
+        t += secs
+    print(f"  peak memory at {mem.peak_at:.0f}s, during: {where}")
     print(f"  bands x rows {d['bands']}x{d['rows']}, {d['candidate_pairs']:,} candidate pairs, "
           f"{d['pairs_verified']:,} verified ({d['pairs_checked_exactly']:,} checked exactly), {d['clusters']:,} clusters")
 

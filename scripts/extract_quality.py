@@ -3,14 +3,15 @@
     python scripts/extract_quality.py [--corpora ../shared/corpora] [--every N] [--limit N] [--rounds 3]
 
 Quality: token F1 (bag of lowercase whitespace tokens) of the extracted text against the gold
-text of the 245 html-gold pages, for a plain `trafilatura.extract(raw_bytes)` loop and for our
-HTML parse (`curate.htmltext.extract_page` with the default extract config).
+text of the 245 html-gold pages, for plain `trafilatura.extract(raw_bytes)` loops (its defaults;
+datatrove's settings: favor_precision, no comments, deduplicate) and for our HTML parse
+(`curate.htmltext.extract_page` with the default extract config).
 
-Throughput: pages/s on web/html/python-docs for plain `trafilatura.extract` with its defaults,
-plain `trafilatura.extract` with our settings in full mode (what our parse would cost without
-the adaptive fast path), and our parse. The shared box is noisy, so each page is timed in
-turn by every contender (order rotating) and the best of `rounds` passes is kept; CPU time of
-this process is reported beside wall time.
+Throughput: pages/s on web/html/python-docs for the same plain loops, plain trafilatura with our
+settings in full mode (what our parse would cost without the adaptive fast path), and our
+parse. The shared box is noisy, so each page is timed in turn by every contender (order
+rotating) and the best of `rounds` passes is kept; CPU time of this process is reported beside
+wall time. `bench(quick)` returns the figures for scripts/bench.py.
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ def plain(**settings) -> Callable[[bytes], str | None]:
     return lambda raw: trafilatura.extract(raw, **settings)
 
 
+# datatrove's Trafilatura extractor: favour_precision, no comments, trafilatura's dedup cache
+DATATROVE_SETTINGS = dict(favor_precision=True, include_comments=False, deduplicate=True)
+
+
 def ours(settings: HtmlConfig | None = None) -> Callable[[bytes], str | None]:
     settings = settings or HtmlConfig()
     return lambda raw: extract_page(raw, settings).text
@@ -128,7 +133,8 @@ def html_quality(corpora: Path = DEFAULT_CORPORA, every: int = 1, rounds: int = 
                  settings: HtmlConfig | None = None) -> dict:
     """Mean token F1 of plain trafilatura and of our parse on html-gold, with their speed."""
     pages = load_gold(corpora, every)
-    runs = timed({"plain": plain(), "ours": ours(settings)}, [p.raw for p in pages], rounds)
+    runs = timed({"plain": plain(), "plain_datatrove": plain(**DATATROVE_SETTINGS), "ours": ours(settings)},
+                 [p.raw for p in pages], rounds)
     result = {}
     for name, run in runs.items():
         scores = [token_f1(out, p.gold) for out, p in zip(run.pop("outputs"), pages)]
@@ -146,11 +152,26 @@ def html_throughput(corpora: Path = DEFAULT_CORPORA, limit: int | None = None, r
     """Pages/s on python-docs: plain trafilatura (defaults, and our settings) vs our parse."""
     paths = sorted((corpora / "web" / "html" / "python-docs").rglob("*.html"))[:limit]
     pages = [p.read_bytes() for p in paths]
-    runs = timed({"plain_default": plain(), "plain_same_settings": plain_same_settings(settings),
-                  "ours": ours(settings)}, pages, rounds)
+    runs = timed({"plain_default": plain(), "plain_datatrove": plain(**DATATROVE_SETTINGS),
+                  "plain_same_settings": plain_same_settings(settings), "ours": ours(settings)}, pages, rounds)
     for run in runs.values():
         run.pop("outputs")
     return runs
+
+
+def bench(quick: bool = False) -> dict:
+    """Figures for scripts/bench.py: F1 and speed on html-gold, pages/s on python-docs, each for
+    plain trafilatura loops and our parse (quick: a quarter of the gold pages, 60 docs pages)."""
+    trafilatura.extract("<html><body><p>warm up</p></body></html>")
+    quality = html_quality(every=4 if quick else 1, rounds=1)
+    speed = html_throughput(limit=60 if quick else None, rounds=1 if quick else 2)
+    figures = {f"gold_f1_{k}": v["f1"] for k, v in quality.items()}
+    figures.update({f"gold_pages_per_cpu_s_{k}": v["pages_per_cpu_s"] for k, v in quality.items()})
+    figures.update({f"docs_pages_per_s_{k}": v["pages_per_s"] for k, v in speed.items()})
+    figures.update({f"docs_pages_per_cpu_s_{k}": v["pages_per_cpu_s"] for k, v in speed.items()})
+    figures["docs_speedup_vs_plain_default"] = round(speed["plain_default"]["cpu_s"] / max(speed["ours"]["cpu_s"], 1e-9), 2)
+    figures["gold_pages"], figures["docs_pages"] = quality["ours"]["pages"], speed["ours"]["pages"]
+    return figures
 
 
 def main() -> None:
@@ -166,9 +187,9 @@ def main() -> None:
 
     q = html_quality(args.corpora, args.every, args.rounds, settings)
     print(f"html-gold ({q['ours']['pages']} pages), token F1 and speed (best of {args.rounds}):")
-    for name in ("plain", "ours"):
+    for name in ("plain", "plain_datatrove", "ours"):
         r = q[name]
-        print(f"  {name:6s} F1 {r['f1']:.4f}  {r['pages_per_s']:6.1f} pages/s  {r['pages_per_cpu_s']:6.1f} pages/cpu-s"
+        print(f"  {name:15s} F1 {r['f1']:.4f}  {r['pages_per_s']:6.1f} pages/s  {r['pages_per_cpu_s']:6.1f} pages/cpu-s"
               f"  {r['f1_by_subset']}")
     ratio = q["plain"]["cpu_s"] / max(q["ours"]["cpu_s"], 1e-9)
     print(f"  ours - plain F1 {q['ours']['f1'] - q['plain']['f1']:+.4f}, speed x{ratio:.2f} (CPU)")

@@ -51,7 +51,8 @@ class HtmlConfig(Section):
     small_page_chars: int = Field(3000, ge=0, description="adaptive: visible characters of a small page")
     include_comments: bool = Field(False, description="keep reader comments below the main text")
     include_tables: bool = Field(True, description="keep the text of <table> elements")
-    favor: Literal["balanced", "precision", "recall"] = Field("balanced", description="trafilatura's focus in full mode")
+    favor: Literal["balanced", "precision", "recall"] = Field(
+        "balanced", description="trafilatura's focus in full mode")
     fast_favor: Literal["balanced", "precision", "recall"] = Field(
         "recall", description="trafilatura's focus in fast mode (and the first pass of adaptive)")
     max_bytes: int = Field(8 << 20, ge=1, description="larger pages are removed (extract:html:too_large)")
@@ -74,10 +75,11 @@ class LatexConfig(Section):
     """LaTeX sources (.tex, source directories, arXiv bundles) -> one document each."""
 
     max_input_depth: int = Field(8, ge=0, description="nesting limit of \\input/\\include")
-    expand_macros: bool = Field(True, description="expand argument-free and simple \\newcommand/\\def macros")
+    expand_macros: bool = Field(
+        True, description="expand simple \\newcommand/\\def/\\DeclareMathOperator macros (up to 9 arguments)")
     keep_bibliography: bool = Field(False, description="keep the bibliography (thebibliography, \\bibliography)")
     min_words: int = Field(
-        10, ge=0, description="fewer prose words outside commands: extract:latex:no_text (files that only include others)")
+        10, ge=0, description="fewer words of running text: extract:latex:no_text (files that only include others)")
 
 
 class ExtractConfig(Section):
@@ -140,7 +142,7 @@ class ExtractStage(Stage):
         for row in batch.to_pylist():
             origin = row["origin"]
             fmt = row["format"]
-            reader = readers.REGISTRY.get(fmt) if fmt else None
+            reader = readers.loaded().get(fmt) if fmt else None
             doc = self._parse(row, reader)
             meta = doc.meta
             if row["meta"] and fmt != "parquet":

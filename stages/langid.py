@@ -235,7 +235,7 @@ class LangIdStage(Stage):
         if not texts:
             return [], np.zeros(0, np.float32)
         labels, scores = self.model.predict(texts, k=1)
-        langs = [lab[0][len(LABEL_PREFIX):] if lab else "" for lab in labels]
+        langs = [lab[0].removeprefix(LABEL_PREFIX) if lab else "" for lab in labels]
         return langs, np.array([s[0] if len(s) else 0.0 for s in scores], np.float32)
 
     def process(self, batch: pa.Table) -> Result:

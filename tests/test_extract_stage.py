@@ -55,6 +55,12 @@ def test_heartbeat_before_costly_parses_and_poisoned_origins():
     assert result.kept.num_rows + result.removed.num_rows == batch.num_rows
 
 
+def test_each_extension_has_one_reader():
+    readers._load_builtin()
+    owners = Counter(ext for r in readers.REGISTRY.values() for ext in r.extensions)
+    assert [ext for ext, n in owners.items() if n > 1] == []  # e.g. .wat: WebAssembly, not WARC
+
+
 def test_sources_config_overrides_reader_default():
     stage = ExtractStage(ExtractConfig(sources={"docs/*": "text"}))
     result = stage.process(unit_table([{"origin": "docs/p.html", "fmt": "html", "payload": PAGE.encode()}]))
@@ -104,6 +110,14 @@ def make_bad_corpus(root: Path) -> dict[str, str | None]:
     }
 
 
+def run_config(tmp_path: Path) -> Path:
+    """A shared 2-core box can take minutes over one big page (python-docs contents.html: 49k
+    elements, 5 s of CPU): no false hang detection here."""
+    path = tmp_path / "extract.yaml"
+    path.write_text("stages: [extract]\nrun:\n  doc_timeout_s: 900\n")
+    return path
+
+
 def outcomes(stage_dir: Path) -> dict[str, str | None]:
     out = {}
     for p in sorted(stage_dir.glob("part-*.parquet")):
@@ -118,7 +132,8 @@ def outcomes(stage_dir: Path) -> dict[str, str | None]:
 def test_bad_inputs_each_leave_a_reason(cli, tmp_path):
     expected = make_bad_corpus(tmp_path / "bad")
     out = tmp_path / "out"
-    res = cli("stage", "extract", "--input", tmp_path / "bad", "--output", out, "--workers", "2")
+    res = cli("stage", "extract", "--input", tmp_path / "bad", "--output", out, "--workers", "2",
+              "--config", run_config(tmp_path))
     assert res.exit_code == 0, res.output
     stats = json.loads((out / "extract" / "_stats.json").read_text())
     assert stats["docs_in"] == stats["docs_out"] + sum(stats["removed"].values())
@@ -161,9 +176,11 @@ def test_bad_inputs_memory_is_bounded(tmp_path):
 # -- every shared corpus in one run ------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.corpora
+@pytest.mark.timeout(1800)  # 2-3 minutes on a quiet 2-core box; far more on a shared, loaded one
 def test_all_corpora_in_one_run(cli, tmp_path):
     out = tmp_path / "out"
-    res = cli("stage", "extract", "--input", corpus(), "--output", out, "--workers", "2")
+    res = cli("stage", "extract", "--input", corpus(), "--output", out, "--workers", "2",
+              "--config", run_config(tmp_path))
     assert res.exit_code == 0, res.output
     stats = json.loads((out / "extract" / "_stats.json").read_text())
     assert stats["docs_in"] == stats["docs_out"] + sum(stats["removed"].values())

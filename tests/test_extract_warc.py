@@ -100,14 +100,18 @@ def test_every_record_is_a_unit_with_its_reason(tmp_path, gz):
     assert orjson.loads(wet["meta"])["warc_type"] == "conversion"
 
 
-def test_truncated_gzip_keeps_what_was_read(tmp_path):
-    data = build_warc(gz=True)
-    path = tmp_path / "cut.warc.gz"
-    path.write_bytes(data[: int(len(data) * 0.6)])
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("keep", [0.3, 0.45, 0.6, 0.75, 0.9])
+def test_truncated_file_keeps_what_was_read(tmp_path, gz, keep):
+    data = build_warc(gz)
+    path = tmp_path / ("cut.warc.gz" if gz else "cut.warc")
+    path.write_bytes(data[: int(len(data) * keep)])
     us = units(path)
     assert us[-1]["error"] == "extract:warc:truncated"
-    assert len(us) >= 5 and all(u["error"] in (None, "extract:warc:warcinfo") for u in us[:5])
-    assert us[-1]["origin"] == f"cut.warc.gz#{len(us)}"
+    whole = ["extract:warc:warcinfo"] + EXPECTED
+    complete = us[:-2]  # the records before the cut are read as in the whole file
+    assert [u["error"] for u in complete] == whole[: len(complete)]
+    assert [u["origin"] for u in us] == [f"{path.name}#{i}" for i in range(1, len(us) + 1)]
 
 
 def test_wrong_content_length_resynchronises(tmp_path):

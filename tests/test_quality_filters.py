@@ -16,7 +16,7 @@ from curate import schema
 from curate.filters import FILTERS
 from curate.filters.base import Rule
 from curate.stages.quality import QualityConfig, QualityStage
-from curate.text_stats import Docs, Pieces
+from curate.text_stats import Docs, Pieces, strip
 from curate.words import WordSplitter
 
 from conftest import corpus
@@ -102,6 +102,14 @@ def test_splitter_counts_per_document_and_reuses_chunks():
     assert ids2.tolist() == ids.tolist()  # same ids while the vocabulary lives
     mixed, off = ws.split(pa.array(["ab", "中文", "cd"], pa.large_string()), np.array([False, True, False]))
     assert [[ws.vocab.strings[i] for i in mixed[off[k]:off[k + 1]]] for k in range(3)] == [["ab"], ["中", "文"], ["cd"]]
+
+
+def test_strip_and_split_follow_python_whitespace():
+    spaces = [chr(c) for c in range(0x3100) if chr(c).isspace()] + ["\u200b", "\ufeff"]
+    texts = [f"{c}a{c}b{c}" for c in spaces]
+    assert strip(pa.array(texts, pa.large_string())).to_pylist() == [t.strip() for t in texts]
+    ws = WordSplitter()
+    assert [ws.tokens(t) for t in texts] == [t.split() for t in texts]
 
 
 def test_splitlines_follows_python():

@@ -196,10 +196,24 @@ def test_outputs_have_ordinary_permissions_and_stay_inside(cli, tmp_path):
 
 
 def test_nothing_unpickles_or_evaluates_input():
-    """Input data is parsed, never executed: no pickle/marshal loads, eval or exec in the code."""
-    bad = ("pickle.load", "marshal.load", "eval(", "exec(", "yaml.load(", "shelve.open")
+    """Input data is parsed, never executed: no pickle/marshal loads, eval or exec in the code,
+    and YAML only through safe loaders."""
+    import re
+
+    import yaml
+
+    from curate.trainer import config as trainer_config
+
+    bad = ("pickle.load", "marshal.load", "eval(", "exec(", "shelve.open")
     for folder in ("curate", "stages", "filters"):
         for path in (ROOT / folder).rglob("*.py"):
             text = path.read_text()
             for b in bad:
-                assert b not in text.replace("safe_load(", ""), f"{path}: {b}"
+                assert b not in text, f"{path}: {b}"
+            for line in text.splitlines():
+                if "yaml.load(" not in line:
+                    continue
+                loader = re.search(r"Loader=(\w+)", line)
+                assert loader, f"{path}: yaml.load without a Loader"
+                cls = getattr(trainer_config, loader.group(1), None)
+                assert isinstance(cls, type) and issubclass(cls, yaml.SafeLoader), f"{path}: {line.strip()}"

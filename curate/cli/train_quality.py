@@ -19,31 +19,31 @@ SOURCES = ("web", "code", "academic", "text")
               help="JSONL or Parquet records with `text` and a 0/1 `label` (1 = positive). Repeatable.")
 @click.option("--from-run", "from_run", type=click.Path(file_okay=False), metavar="OUT",
               help="Make labels from a curate run without human labels: documents the quality rules kept "
-                   "with --margin are positives, documents they removed (quality:* reasons) negatives.")
+                   "(with --margin) are positives, documents they removed (quality:* reasons) negatives. "
+                   "Add reference positives (--reference-source academic, or --positive PATH): measured, "
+                   "rule labels alone do not beat the rules themselves (see the README).")
 @click.option("--run-source", "run_sources", multiple=True, type=click.Choice(SOURCES), default=("web", "text"),
               show_default=True, help="--from-run: the sources whose documents are labelled (repeatable).")
 @click.option("--reference-source", "reference_sources", multiple=True, type=click.Choice(SOURCES),
               help="--from-run: every kept document of this source is a positive, e.g. academic (repeatable).")
-@click.option("--margin", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+@click.option("--margin", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="--from-run: a positive must pass every rule with its threshold made this much "
-                   "(relative) stricter.")
+                   "(relative) stricter, e.g. 0.1: min_doc_words 50 -> 55.")
 @click.option("--output", "output", required=True, type=click.Path(dir_okay=False), metavar="MODEL",
               help="The model file to write (fastText .bin); its card is written to MODEL.json.")
 @click.option("--valid-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
               help="Share of each class held out for the metrics (0: train on all, no metrics).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, the shuffle and fastText.")
-@click.option("--balance", is_flag=True,
-              help="Downsample the larger class to the size of the smaller one before the split.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Score at which a held-out document counts as predicted positive (precision/recall/F1).")
 @click.option("--word-ngrams", type=click.IntRange(1, 5), default=None, help="fastText wordNgrams [2].")
-@click.option("--dim", type=click.IntRange(2, 1000), default=None, help="fastText dim [64].")
-@click.option("--epoch", type=click.IntRange(1, 1000), default=None, help="fastText epoch [5].")
+@click.option("--dim", type=click.IntRange(2, 1000), default=None, help="fastText dim [100].")
+@click.option("--epoch", type=click.IntRange(1, 1000), default=None, help="fastText epoch [10].")
 @click.option("--lr", type=click.FloatRange(0, 5, min_open=True), default=None, help="fastText lr [0.1].")
 @click.option("--min-count", type=click.IntRange(1), default=None, help="fastText minCount [1].")
-@click.option("--bucket", type=click.IntRange(0), default=None, help="fastText bucket, hashed n-gram rows [200000].")
+@click.option("--bucket", type=click.IntRange(0), default=None, help="fastText bucket, hashed n-gram rows [100000].")
 def train_quality(positive, negative, labelled, from_run, run_sources, reference_sources, margin, output,
-                  valid_fraction, seed, balance, threshold, word_ngrams, dim, epoch, lr, min_count, bucket):
+                  valid_fraction, seed, threshold, word_ngrams, dim, epoch, lr, min_count, bucket):
     """Train the fastText quality classifier used by the quality stage's `classifier` filter.
 
     Texts are normalised exactly as the filter will score them; a seeded, stratified share is
@@ -54,8 +54,8 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
     \b
     Examples:
         curate train-quality --positive wiki.jsonl --negative spam/ --output models/quality.bin
-        curate train-quality --labelled labels.jsonl --output models/quality.bin --epoch 10
-        # no labels: bootstrap from a run's rule filters (+ academic text as reference)
+        curate train-quality --labelled labels.jsonl --output models/quality.bin --dim 64 --epoch 5
+        # no labels: labels from a run's rule decisions, with its academic text as reference
         curate train-quality --from-run out/cc --reference-source academic --output models/quality.bin
     """
     from dataclasses import replace
@@ -67,7 +67,7 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
 
         if not (positive or negative or labelled or from_run):
             raise UserError("no training data: give --positive and --negative, --labelled, or --from-run")
-        if not from_run and (reference_sources or margin != 0.1):
+        if not from_run and (reference_sources or margin):
             raise UserError("--reference-source and --margin only apply with --from-run")
         if Path(output).is_dir():
             raise UserError(f"--output {output} is a directory; name the model file, e.g. {output}/quality.bin")
@@ -84,15 +84,15 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
             boot, summary = classifier.bootstrap_from_run(Path(from_run), run_sources, reference_sources, margin)
             parts.append(boot)
             provenance["bootstrap"] = summary
-            click.echo(f"from {from_run}: {summary['positives_with_margin']} positives kept with margin "
-                       f"{margin:g}, {summary['positives_reference']} reference positives, "
-                       f"{summary['negatives']} rule-removed negatives", err=True)
+            click.echo(f"from {from_run}: {summary['positives_with_margin']} rule-kept positives (margin {margin:g}), "
+                       f"{summary['positives_reference']} reference positives, {summary['negatives']} rule-removed "
+                       "negatives", err=True)
+            if not (reference_sources or positive or labelled):
+                click.echo("note: no reference positives; labels from the rules alone teach the model the rules' "
+                           "own mistakes (measured: worse than the rules, see the README)", err=True)
         provenance.update({"positive_paths": list(positive), "negative_paths": list(negative),
                            "labelled_paths": list(labelled), "binary_files_skipped": skipped})
         data = classifier.Labelled.join(parts)
-        if balance:
-            data = classifier.balance(data, seed)
-            provenance["balanced"] = True
 
         params = classifier.TrainParams()
         given = dict(word_ngrams=word_ngrams, dim=dim, epoch=epoch, lr=lr, min_count=min_count, bucket=bucket)
@@ -106,4 +106,8 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
         if m:
             click.echo(f"held out {m['n']}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
                        f"F1 {m['f1']:.3f}  AUC {m['auc']:.3f}  (threshold {m['threshold']:g})")
+            q = m["score_quantiles"]
+            click.echo(f"held-out scores, 10/50/90th percentile: positives {q['positive']['0.1']:.3f} "
+                       f"{q['positive']['0.5']:.3f} {q['positive']['0.9']:.3f}, negatives {q['negative']['0.1']:.3f} "
+                       f"{q['negative']['0.5']:.3f} {q['negative']['0.9']:.3f}")
         click.echo(f"wrote {output} and {classifier.card_path(Path(output))}")

@@ -67,6 +67,19 @@ def register(reader: Reader) -> Reader:
     return reader
 
 
+_loaded = False
+
+
+def loaded() -> dict[str, "Reader"]:
+    """The registry with every built-in reader imported (once). Checking for an empty registry
+    is not enough: importing one reader module registers that reader alone."""
+    global _loaded
+    if not _loaded:
+        _load_builtin()
+        _loaded = True
+    return REGISTRY
+
+
 def _load_builtin() -> None:
     # Import for the side effect of registering; order decides sniffing priority.
     from curate.readers import jsonl, parquet, text  # noqa: F401
@@ -77,11 +90,9 @@ def _load_builtin() -> None:
 
 
 def by_extension(name: str) -> Reader | None:
-    if not REGISTRY:
-        _load_builtin()
     lower = name.lower()
     best, best_len = None, 0
-    for reader in REGISTRY.values():
+    for reader in loaded().values():
         for ext in reader.extensions:
             if lower.endswith(ext) and len(ext) > best_len:
                 best, best_len = reader, len(ext)
@@ -89,16 +100,12 @@ def by_extension(name: str) -> Reader | None:
 
 
 def by_content(head: bytes) -> Reader | None:
-    if not REGISTRY:
-        _load_builtin()
     # Specific formats first; plain text claims whatever readable text is left.
-    for reader in sorted(REGISTRY.values(), key=lambda r: r.format == "text"):
+    for reader in sorted(loaded().values(), key=lambda r: r.format == "text"):
         if reader.sniff is not None and reader.sniff(head):
             return reader
     return None
 
 
 def get(fmt: str) -> Reader:
-    if not REGISTRY:
-        _load_builtin()
-    return REGISTRY[fmt]
+    return loaded()[fmt]

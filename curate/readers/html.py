@@ -17,7 +17,8 @@ from curate.readers.compression import read_bytes, read_error_reason
 # Read at most this much; the config's `html.max_bytes` (smaller) decides what is extracted.
 MAX_FILE_BYTES = 64 << 20
 
-_HTML_HEAD = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>])", re.IGNORECASE | re.DOTALL)
+_HTML_HEAD = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>])",
+                        re.IGNORECASE | re.DOTALL)
 
 
 def looks_like_html(head: bytes) -> bool:

@@ -67,6 +67,8 @@ def unpack(payload: bytes) -> dict[str, bytes]:
     while pos < len(payload):
         name_len, data_len = struct.unpack_from(">IQ", payload, pos)
         pos += 12
+        if pos + name_len + data_len > len(payload):
+            raise ValueError("not a packed source tree")
         name = bytes(view[pos:pos + name_len]).decode("utf-8", "surrogateescape")
         pos += name_len
         files[name] = bytes(view[pos:pos + data_len])

@@ -18,6 +18,7 @@ brotli 1.2, and a mislabelled body must cost one record, not the rest of the fil
 
 from __future__ import annotations
 
+import gzip
 import re
 import zlib
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Record:
     body: bytes | None = None  # raw payload (after HTTP headers), when the record may be a document
     too_large: bool = False
     cut_short: bool = False  # the file ended inside this record
+    headers_cut: bool = False  # ... even inside its WARC headers: nothing of it is usable
 
 
 def _wants_body(rec_type: str) -> bool:
@@ -92,13 +94,14 @@ def split_http(block: bytes) -> tuple[int, dict[str, str], bytes]:
 def _record(rec_type: str, header, block: bytes | None, too_large: bool, cut_short: bool) -> Record:
     """Build a Record from WARC headers (`header(name)`) and the raw content block."""
     warc_type = header("Content-Type")
+    headers_cut = header("Content-Length") is None  # mandatory: the file ended in the headers
     status, http, body = None, {}, block
     if block is not None and ("application/http" in (warc_type or "").lower() or block.startswith(b"HTTP/")):
         status, http, body = split_http(block)
     return Record(rec_type, header("WARC-Target-URI"), header("WARC-Record-ID"), header("WARC-Date"), status,
                   http.get("content-type") or (None if status is not None else warc_type),
                   http.get("transfer-encoding"), http.get("content-encoding"), header("WARC-Truncated"),
-                  body, too_large, cut_short)
+                  body, too_large, cut_short or headers_cut, headers_cut)
 
 
 # -- the two libraries: record framing only, HTTP is parsed above ----------------------------
@@ -114,13 +117,36 @@ def _warcio_records(f) -> Iterator[Record]:
         yield _record(r.rec_type, r.rec_headers.get_header, block, too_large, cut_short)
 
 
-def _fastwarc_records(f) -> Iterator[Record]:
+class ShortRecord(IOError):
+    """FastWARC delivered less than a record's Content-Length: cut, or framed wrongly."""
+
+
+def _fastwarc_records(f, short_is_error: bool) -> Iterator[Record]:
     from fastwarc.warc import ArchiveIterator
 
     for r in ArchiveIterator(f, parse_http=False, auto_decode="none"):
         rec_type = str(r.record_type)
         block, too_large = _read_limited(r.reader) if _wants_body(rec_type) else (None, False)
-        yield _record(rec_type, r.headers.get, block, too_large, False)
+        cut_short = block is not None and not too_large and len(block) < r.content_length
+        if cut_short and short_is_error:  # let warcio, which resynchronises, judge the record
+            raise ShortRecord(f"record {r.record_id}: {len(block)} of {r.content_length} bytes")
+        yield _record(rec_type, r.headers.get, block, too_large, cut_short)
+
+
+def _gzip_cut(path: Path) -> bool:
+    """Whether a gzip file ends before its last member does (a quick, streamed check)."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return False
+    try:
+        with gzip.open(path, "rb") as g:
+            while g.read(1 << 22):
+                pass
+    except EOFError:
+        return True
+    except (OSError, zlib.error):
+        return False  # corrupt rather than cut: the readers report what they make of it
+    return False
 
 
 def _is_arc(path: Path) -> bool:
@@ -134,17 +160,19 @@ def records(path: Path) -> Iterator[Record]:
         with open(path, "rb") as f:
             yield from _warcio_records(f)
         return
+    with open(path, "rb") as f:
+        lz4 = f.read(4) == LZ4_MAGIC  # warcio reads no LZ4: FastWARC has the last word there
     done = 0
     try:
         with open(path, "rb") as f:
-            for rec in _fastwarc_records(f):
+            for rec in _fastwarc_records(f, short_is_error=not lz4):
                 done += 1
                 yield rec
+        if _gzip_cut(path):  # FastWARC ends quietly where a file is cut inside a member header
+            raise EOFError("the gzip stream ends inside a member")
         return
     except Exception as exc:
         failure = exc
-    with open(path, "rb") as f:
-        lz4 = f.read(4) == LZ4_MAGIC
     if lz4:
         raise failure
     # FastWARC gave up (a wrong Content-Length, a cut record): warcio resynchronises on the
@@ -246,8 +274,6 @@ def _skip_reason(rec: Record) -> str | None:
         return f"extract:warc:{rec.type}"
     if rec.type not in ("response", "resource", "conversion"):
         return f"extract:warc:{rec.type or 'unknown'}"
-    if rec.cut_short:
-        return "extract:warc:truncated"
     if rec.too_large:
         return "extract:warc:too_large"
     if rec.status is not None and rec.status != 200:
@@ -258,7 +284,7 @@ def _skip_reason(rec: Record) -> str | None:
 def to_unit(rec: Record, origin: str) -> dict:
     meta = {k: v for k, v in (("warc_type", rec.type), ("warc_record_id", rec.record_id),
                               ("warc_date", rec.date), ("content_type", rec.content_type),
-                              ("warc_truncated", rec.warc_truncated)) if v}
+                              ("warc_truncated", rec.warc_truncated or ("eof" if rec.cut_short else None))) if v}
     reason = _skip_reason(rec)
     body = rec.body
     if reason is None and rec.type != "conversion":
@@ -296,6 +322,12 @@ def read(path: Path, origin: str) -> Iterator[dict]:
     try:
         for rec in records(path):
             n += 1
+            if rec.cut_short:  # the file ends here: keep what the record had, record the cut
+                if not rec.headers_cut:
+                    yield to_unit(rec, f"{origin}#{n}")
+                    n += 1
+                yield unit(f"{origin}#{n}", "warc", url=rec.uri, error="extract:warc:truncated")
+                return
             yield to_unit(rec, f"{origin}#{n}")
     except Exception as exc:  # keep what was read; the unreadable rest is one removed unit
         yield unit(f"{origin}#{n + 1}", "warc", error=_stream_error(exc, path))
@@ -318,7 +350,8 @@ def looks_like_warc(head: bytes) -> bool:
 
 
 READER = register(
-    Reader("warc", (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz", ".wat", ".wat.gz",
+    # not bare .wat: that is WebAssembly text (Common Crawl's WAT files are .warc.wat.gz)
+    Reader("warc", (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz", ".wat.gz",
                     ".warc.lz4", ".warc.wet.gz", ".warc.wat.gz"),
            read, parse, source="web", sniff=looks_like_warc)
 )
