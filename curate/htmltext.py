@@ -11,7 +11,8 @@ html-gold (token F1) and python-docs (pages/s):
   comparison; recall focus, which measured both faster and more accurate than balanced
   there), and the full cascade only when the fast text covers less than `rerun_below_share`
   of the page's visible text (a looser share on small pages, which are cheap to redo), a sign
-  that the fast pass missed the content.
+  that the fast pass missed the content, unless the page is mostly link text (an index or
+  table of contents, where the full pass finds no article either and costs the most).
 - cheap metadata (title, canonical URL, publication date, html lang) from a few XPaths:
   trafilatura's metadata extraction costs as much as the fast extraction itself.
 
@@ -42,6 +43,7 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 _BODY_CHARS = etree.XPath("string-length(//body)")
 _VISIBLE = etree.XPath("string(//body)")
 _INVISIBLE = etree.XPath("//body//script | //body//style | //body//noscript | //body//template")
+_LINK_TEXT = etree.XPath("//body//a//text()")
 
 # Metadata from <head> only: a whole-document scan per field would cost as much as parsing.
 _TITLE = etree.XPath("/html/head/meta[@property='og:title']/@content | /html/head/title/text()")
@@ -151,12 +153,20 @@ def _looks_short(text: str, tree: HtmlElement, settings) -> bool:
     return n < (small if visible < small_page else big) * visible
 
 
+def link_share(tree: HtmlElement) -> float:
+    """Share of the visible characters that are link text: near 1 on indexes and tables of
+    contents, where no article exists for a second extraction pass to find."""
+    return sum(len(" ".join(t.split())) for t in _LINK_TEXT(tree)) / max(visible_chars(tree), 1)
+
+
 def main_text(tree: HtmlElement, settings, url: str | None = None) -> tuple[str, bool]:
     """The page's main text per `settings.mode`; returns (text, whether the full pass ran)."""
     if settings.mode == "full":
         return _trafilatura(tree, settings, url, fast=False), True
     text = _trafilatura(tree, settings, url, fast=True)
     if settings.mode == "fast" or not _looks_short(text, tree, settings):
+        return text, False
+    if link_share(tree) > settings.rerun_max_link_share:
         return text, False
     full = _trafilatura(tree, settings, url, fast=False)
     return (full or text), True

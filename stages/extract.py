@@ -49,6 +49,8 @@ class HtmlConfig(Section):
     rerun_small_below_share: float = Field(
         0.3, ge=0, le=1, description="adaptive: the same share for pages under small_page_chars")
     small_page_chars: int = Field(3000, ge=0, description="adaptive: visible characters of a small page")
+    rerun_max_link_share: float = Field(
+        0.6, ge=0, le=1, description="adaptive: no rerun on pages whose visible text is more link text than this")
     include_comments: bool = Field(False, description="keep reader comments below the main text")
     include_tables: bool = Field(True, description="keep the text of <table> elements")
     favor: Literal["balanced", "precision", "recall"] = Field(
@@ -101,12 +103,6 @@ def _json(meta: dict | None) -> str | None:
 class ExtractStage(Stage):
     name = "extract"
     Config = ExtractConfig
-
-    def __init__(self, config, work_dir=None):
-        super().__init__(config, work_dir)
-        # Every reader registered, even where a reader module was imported on its own first
-        # (the registry loads its built-ins only while it is empty).
-        readers._load_builtin()
 
     def input_bytes(self, batch: pa.Table) -> int:
         payload = pc.sum(pc.binary_length(batch.column("payload"))).as_py() or 0

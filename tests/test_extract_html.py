@@ -94,6 +94,12 @@ def test_adaptive_reruns_when_fast_text_is_short(monkeypatch):
     calls.clear()
     off = HtmlConfig(rerun_below_share=0.0, rerun_small_below_share=0.0)
     assert htmltext.main_text(small, off) == ("x", False) and calls == [True]
+    # an index page (mostly link text) has no article for the full pass to find
+    links = parse("<html><body><ul>" + "".join(f'<li><a href="/p{i}">Chapter {i} of the book</a></li>'
+                                               for i in range(200)) + "</ul></body></html>")[0]
+    calls.clear()
+    assert htmltext.main_text(links, HtmlConfig()) == ("x", False) and calls == [True]
+    assert htmltext.link_share(links) > 0.9 and htmltext.link_share(small) < 0.1  # nav links only
     # a fifth of the page: rerun on a small page (share 0.3), not on a large one (share 0.1)
     large = parse(article(n=80))[0]
     for tree, rerun in ((small, True), (large, False)):

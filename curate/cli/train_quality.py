@@ -40,7 +40,7 @@ SOURCES = ("web", "code", "academic", "text")
 @click.option("--dim", type=click.IntRange(2, 1000), default=None, help="fastText dim [100].")
 @click.option("--epoch", type=click.IntRange(1, 1000), default=None, help="fastText epoch [10].")
 @click.option("--lr", type=click.FloatRange(0, 5, min_open=True), default=None, help="fastText lr [0.1].")
-@click.option("--min-count", type=click.IntRange(1), default=None, help="fastText minCount [1].")
+@click.option("--min-count", type=click.IntRange(1), default=None, help="fastText minCount [2].")
 @click.option("--bucket", type=click.IntRange(0), default=None, help="fastText bucket, hashed n-gram rows [100000].")
 def train_quality(positive, negative, labelled, from_run, run_sources, reference_sources, margin, output,
                   valid_fraction, seed, threshold, word_ngrams, dim, epoch, lr, min_count, bucket):
