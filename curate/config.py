@@ -50,7 +50,7 @@ class RunConfig(Section):
     batch_mb: float = Field(32.0, gt=0, description="text megabytes per process() call")
     task_retries: int = Field(2, ge=0, description="retries of a failed shard before the run stops")
     shard_timeout_s: float = Field(3600.0, gt=0, description="a shard running longer is killed and retried")
-    doc_timeout_s: float = Field(60.0, gt=0, description="a document hanging a worker longer is removed as <stage>:error:timeout")
+    doc_timeout_s: float = Field(300.0, gt=0, description="a document hanging a worker longer is removed as <stage>:error:timeout")
     object_store_mb: int = Field(256, ge=78, description="Ray object store of the embedded Ray")
 
 

@@ -262,6 +262,9 @@ class Executor:
                     if hung:  # the document is removed on the retry; the shard is not at fault
                         with open(Path(work_dir) / POISONED, "a") as f:
                             f.write(hung + "\n")
+                        # The stale beat would name the same document again before the retry
+                        # writes its own: drop it so the retry is judged on fresh beats only.
+                        beat_path(out_dir, task.name).unlink(missing_ok=True)
                         queue.append(task)
                     else:
                         self._retry(task, TimeoutError(f"no result after {rc.shard_timeout_s:.0f}s"), attempts, queue)
