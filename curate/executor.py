@@ -111,6 +111,12 @@ class ShardWorker:
             os.close(fd)
             path.unlink(missing_ok=True)
 
+    def call(self, fn: Callable, item) -> tuple[float, Any]:
+        """One item of a global step: (seconds inside `fn`, its result)."""
+        t0 = time.perf_counter()
+        result = fn(item)
+        return time.perf_counter() - t0, result
+
     def node(self) -> str:
         import ray
 
@@ -141,6 +147,7 @@ class Executor:
         self.startup_seconds = 0.0
         self.nodes_used: set[str] = set()
         self.pool: list = []  # idle ShardWorker actors, reused from one stage to the next
+        self.step_seconds = 0.0  # time inside global steps' items (`map`), for the ledger
 
     # -- Ray lifecycle --------------------------------------------------------------------
     def __enter__(self) -> "Executor":
@@ -203,7 +210,7 @@ class Executor:
         return taken
 
     def _drain_pool(self) -> None:
-        """Idle workers hold a CPU each: free them before global steps schedule tasks."""
+        """End the idle workers (at the end of a run: an embedding program's Ray stays up)."""
         import ray
 
         for actor in self.pool:
@@ -292,42 +299,57 @@ class Executor:
         n = attempts.get(task.name, 0) + 1
         attempts[task.name] = n
         if n > self.run_config.task_retries:
-            cause = str(exc).strip().splitlines()
-            cause = cause[-1] if cause else type(exc).__name__
-            raise PipelineError(f"shard {task.name} failed {n} times (input: {task.describe()}): {cause}")
-        logging.getLogger("curate").warning("retrying %s after: %s", task.name, str(exc).strip().splitlines()[-1:] )
+            raise PipelineError(f"shard {task.name} failed {n} times (input: {task.describe()}): {_last_line(exc)}")
+        logging.getLogger("curate").warning("retrying %s after: %s", task.name, _last_line(exc))
         queue.append(task)
 
     # -- global steps -------------------------------------------------------------------
     def map(self, fn: Callable, items: list, desc: str = "") -> list:
-        """Run `fn(item)` for every item as Ray tasks, at most `workers` at once; ordered results."""
+        """Run `fn(item)` for every item on the pooled workers, at most `workers` at once;
+        ordered results. The same processes serve shards and global steps, so a step starts no
+        new Python process. An item whose worker dies is retried on a fresh one (`task_retries`
+        times); an exception raised by `fn` stops the run."""
         import ray
+        from ray.exceptions import RayActorError
 
-        self._drain_pool()
-        remote = ray.remote(num_cpus=1, max_retries=self.run_config.task_retries)(_call_limited)
         results: list = [None] * len(items)
-        pending: dict[Any, int] = {}
-        next_i = 0
+        queue = list(reversed(range(len(items))))
+        attempts: dict[int, int] = {}
+        idle = self._take_actors(min(self.workers, len(items)))
+        running: dict[Any, tuple[Any, int]] = {}  # ref -> (actor, item index)
         progress = Progress(desc or getattr(fn, "__name__", "map"), total=len(items), done=0)
         try:
-            while next_i < len(items) or pending:
-                while next_i < len(items) and len(pending) < self.workers:
-                    pending[remote.remote(fn, items[next_i])] = next_i
-                    next_i += 1
-                ready, _ = ray.wait(list(pending), num_returns=1)
+            while queue or running:
+                while queue and idle:
+                    actor, i = idle.pop(), queue.pop()
+                    running[actor.call.remote(fn, items[i])] = (actor, i)
+                ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
-                    i = pending.pop(ref)
+                    actor, i = running.pop(ref)
                     try:
-                        results[i] = ray.get(ref)
+                        seconds, results[i] = ray.get(ref)
+                    except RayActorError as exc:  # the worker died: the item is not at fault
+                        attempts[i] = attempts.get(i, 0) + 1
+                        if attempts[i] > self.run_config.task_retries:
+                            raise PipelineError(f"{desc or 'step'}: item {i} lost its worker {attempts[i]} times: "
+                                                f"{_last_line(exc)}") from None
+                        ray.kill(actor, no_restart=True)
+                        idle.append(self._actor())
+                        queue.append(i)
+                        continue
                     except Exception as exc:
-                        cause = str(exc).strip().splitlines()
-                        raise PipelineError(f"{desc or 'step'} failed on item {i}: {cause[-1] if cause else exc}") from None
+                        raise PipelineError(f"{desc or 'step'} failed on item {i}: {_last_line(exc)}") from None
+                    self.step_seconds += seconds
+                    idle.append(actor)
                     progress.advance(0)
         finally:
             progress.close()
+            for actor, _ in running.values():  # only after an error
+                ray.kill(actor, no_restart=True)
+            self.pool.extend(idle)
         return results
 
 
-def _call_limited(fn: Callable, item):
-    limit_threads()
-    return fn(item)
+def _last_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__

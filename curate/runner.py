@@ -176,6 +176,7 @@ def run_stage(plan: Plan, name: str, ex: Executor, log) -> dict:
         log(f"[{name}] complete, skipped ({done_stats['docs_out']} of {done_stats['docs_in']} documents kept)")
         return {"wall_seconds": done_stats["wall_seconds"], "skipped": True}
     t0 = time.perf_counter()
+    ex.step_seconds = 0.0
     sdir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(sdir / STAGE_FILE, {"stage": name, "fingerprint": plan.fingerprints[name],
                                           "input": str(plan.inputs[name])})
@@ -195,10 +196,13 @@ def run_stage(plan: Plan, name: str, ex: Executor, log) -> dict:
     pending = _pending(tasks, sdir)
     ex.run_shards(cls, config, work_dir, pending, sdir, name, total=len(tasks))
     extra = (stage.finish(ctx) or {}) if stage is not None else {}
+    if stage is not None:  # the global steps' share of the stage's core time
+        extra["step_seconds"] = round(ex.step_seconds, 3)
     upstream = ledger.part_signals(plan.inputs[name]) if name != "extract" else set()
     wall = time.perf_counter() - t0
     stats = ledger.write_stats(name, sdir, wall, upstream, extra)
     removed = sum(stats["removed"].values())
     log(f"[{name}] {stats['docs_in']} in, {stats['docs_out']} kept, {removed} removed "
         f"({wall:.1f}s, {stats['docs_in'] / max(wall, 1e-9):,.0f} docs/s)")
-    return {"wall_seconds": round(wall, 3), "process_seconds": round(stats["process_seconds"], 3)}
+    return {"wall_seconds": round(wall, 3), "process_seconds": round(stats["process_seconds"], 3),
+            "step_seconds": extra.get("step_seconds", 0.0)}

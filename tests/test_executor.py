@@ -107,3 +107,26 @@ def test_failed_shard_is_retried(ray_session, tmp_path):
     done, out = run(ex, FlakyStage, tmp_path, [part])
     assert list(done) == ["part-00000"]
     assert pq.read_table(out / "part-00000.parquet").num_rows == 3
+
+
+def _square_or_die(item):
+    """Squares its number; the first call for a marked item kills its worker process."""
+    n, marker = item
+    if marker is not None and not Path(marker).exists():
+        Path(marker).write_text("x")
+        import os
+
+        os._exit(1)  # the worker dies: not the item's fault
+    if n < 0:
+        raise ValueError(f"negative item {n}")
+    return n * n
+
+
+def test_global_step_map_orders_results_and_survives_a_dead_worker(ray_session, tmp_path):
+    ex = Executor(2, None, RunConfig(task_retries=1))
+    items = [(n, str(tmp_path / "died") if n == 3 else None) for n in range(6)]
+    with ex:
+        assert ex.map(_square_or_die, items, "square") == [0, 1, 4, 9, 16, 25]
+        assert (tmp_path / "died").exists() and ex.step_seconds > 0
+        with pytest.raises(PipelineError, match="square failed on item 1: .*negative item -1"):
+            ex.map(_square_or_die, [(0, None), (-1, None)], "square")
