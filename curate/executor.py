@@ -186,6 +186,11 @@ class Executor:
                 log_to_driver=False,
             )
             self.started_ray = True
+        # Start the workers now, once for the whole run: their processes (interpreter, imports)
+        # come up while nothing else waits, and count as start-up, not as any stage's time. On a
+        # cluster short of CPUs some may stay pending; the run goes on with those that started.
+        self.pool = [self._actor() for _ in range(self.workers)]
+        ray.wait([a.node.remote() for a in self.pool], num_returns=self.workers, timeout=120)
         self.startup_seconds = time.perf_counter() - t0
         return self
 
@@ -230,7 +235,9 @@ class Executor:
         rc = self.run_config
         batch_bytes = int(rc.batch_mb * (1 << 20))
         progress = Progress(label, total=total, done=total - len(tasks))
-        queue = list(reversed(tasks))
+        # Largest shards first (the queue pops from its end): a big shard started last would
+        # leave the other workers idle at the end of the stage.
+        queue = sorted(tasks, key=lambda t: (t.size, t.name))
         attempts: dict[str, int] = {}
         wd = str(work_dir) if work_dir else None
         idle = self._take_actors(min(self.workers, len(tasks)))

@@ -31,6 +31,13 @@ class ShardTask:
     files: list[InputFile] = field(default_factory=list)  # extract: the files of this shard
     input_path: str | None = None  # later stages: one Parquet part of the previous stage
 
+    @property
+    def size(self) -> int:
+        """Bytes on disk: what the executor orders shards by."""
+        if self.input_path:
+            return os.path.getsize(self.input_path)
+        return sum(f.size for f in self.files)
+
     def describe(self) -> str:
         if self.input_path:
             return self.input_path

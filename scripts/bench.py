@@ -36,6 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("CURATE_SHARED", ROOT.parent / "shared")) / "corpora"
 CURATE = [sys.executable, "-m", "curate.cli"]
 STAGES = ["extract", "langid", "quality", "dedup", "bucket", "tokenize"]
+WARC_FILES = 8
+# Shards of about 2 MB: the bench input (~19 MB) becomes a dozen shards per stage, enough for
+# two workers to share evenly (the default 64 MB shards suit real corpora, not this one).
+SHARD_MB = 2
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -49,13 +53,15 @@ def build_inputs(dst: Path, scale: int, quick: bool) -> dict:
     dst.mkdir(parents=True)
     html = sorted((CORPORA / "web" / "html" / "python-docs").rglob("*.html"))[: 40 if quick else None]
     (dst / "web").mkdir()
-    with open(dst / "web" / "python-docs.warc.gz", "wb") as f:
-        writer = WARCWriter(f, gzip=True)
-        for page in html:
-            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
-            uri = "https://docs.python.invalid/" + page.relative_to(CORPORA / "web" / "html" / "python-docs").as_posix()
-            writer.write_record(writer.create_warc_record(uri, "response", payload=io.BytesIO(page.read_bytes()),
-                                                          http_headers=http))
+    warcs = 2 if quick else WARC_FILES
+    for k in range(warcs):  # several files: extract has shards to share between workers
+        with open(dst / "web" / f"python-docs-{k:02d}.warc.gz", "wb") as f:
+            writer = WARCWriter(f, gzip=True)
+            for page in html[k::warcs]:
+                http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+                uri = "https://docs.python.invalid/" + page.relative_to(CORPORA / "web" / "html" / "python-docs").as_posix()
+                writer.write_record(writer.create_warc_record(uri, "response", payload=io.BytesIO(page.read_bytes()),
+                                                              http_headers=http))
     lines = gzip.open(CORPORA / "web" / "jsonl" / "dolma-cc-sample.jsonl.gz", "rb").read().splitlines()
     lines = [l for l in lines if l.strip()][: 150 if quick else None]
     (dst / "text").mkdir()
@@ -127,7 +133,8 @@ def stage_figures(out: Path, stage: str) -> dict:
     wall = stats["wall_seconds"]
     mb = stats["bytes_in"] / 2**20
     return {"docs_in": stats["docs_in"], "docs_out": stats["docs_out"], "wall_s": round(wall, 3),
-            "process_s": round(stats["process_seconds"], 3), "docs_per_s": round(stats["docs_in"] / max(wall, 1e-9), 1),
+            "process_s": round(stats["process_seconds"], 3), "step_s": stats.get("step_seconds", 0.0),
+            "shards": stats["shards"], "docs_per_s": round(stats["docs_in"] / max(wall, 1e-9), 1),
             "mb_per_s": round(mb / max(wall, 1e-9), 2), "steps": stats.get("steps") or stats.get("counters", {}).get("steps")}
 
 
@@ -140,43 +147,45 @@ def bench_pipeline(src: Path, work: Path, stages: list[str], workers: int, confi
     result = {}
     if stage_by_stage:
         for stage in stages:
-            args = ["stage", stage, "--config", str(config), "--output", str(out), "--workers", str(workers)]
+            args = ["stage", stage, "--config", str(config), "--output", str(out), "--workers", str(workers),
+                    "--set", f"run.shard_mb={SHARD_MB}"]
             if stage == stages[0]:
                 args += ["--input", str(src)]
             mem = run_cli(args)
             result[stage] = {**stage_figures(out, stage), **{k: round(v, 1) for k, v in mem.items() if k != "wall_total"}}
     else:
-        mem = run_cli(["run", "--config", str(config), "--input", str(src), "--output", str(out), "--workers", str(workers)])
+        mem = run_cli(["run", "--config", str(config), "--input", str(src), "--output", str(out), "--workers", str(workers),
+                       "--set", f"run.shard_mb={SHARD_MB}"])
         for stage in stages:
             result[stage] = stage_figures(out, stage)
         result["_run"] = {k: round(v, 1) for k, v in mem.items()}
     run = json.loads((out / "run.json").read_text())
     result["_ray_startup_s"] = run.get("ray_startup_seconds")
+    if "dedup" in result:  # what dedup's band step hands from one step to the next: its shuffle
+        bands = sum(p.stat().st_size for p in (out / "dedup" / "_work" / "bands").rglob("*.parquet"))
+        result["_dedup_shuffle_bytes_per_doc"] = round(bands / max(result["dedup"]["docs_in"], 1), 1)
     return result
 
 
-MAP_STAGES = ("extract", "langid", "quality", "bucket")  # all their work is inside process()
-
-
 def overhead(per_stage: dict) -> dict:
-    """Wall time over time inside process(): for the whole pipeline (dedup's and tokenize's
-    global steps count as overhead there, though they are real work) and for the map stages."""
+    """Wall time over time inside the stages' cores: `process()` on every shard plus the items of
+    their global steps (dedup's signatures and LSH, tokenizer training, shard assembly). What is
+    left is the framework: reading and writing, Arrow conversion, scheduling, worker start."""
     stages = {k: v for k, v in per_stage.items() if not k.startswith("_")}
     wall = sum(v["wall_s"] for v in stages.values())
-    core = sum(v["process_s"] for v in stages.values())
-    map_wall = sum(v["wall_s"] for k, v in stages.items() if k in MAP_STAGES)
-    map_core = sum(v["process_s"] for k, v in stages.items() if k in MAP_STAGES)
-    return {"pipeline_wall_s": round(wall, 3), "process_s": round(core, 3), "ratio": round(wall / max(core, 1e-9), 3),
-            "map_stages_ratio": round(map_wall / max(map_core, 1e-9), 3)}
+    core = sum(v["process_s"] + v["step_s"] for v in stages.values())
+    return {"pipeline_wall_s": round(wall, 3), "core_s": round(core, 3), "ratio": round(wall / max(core, 1e-9), 3),
+            "by_stage": {k: round(v["wall_s"] / max(v["process_s"] + v["step_s"], 1e-9), 3) for k, v in stages.items()}}
 
 
 def scaling(one: dict, two: dict) -> dict:
+    """Speed-up and parallel efficiency at two workers, per stage and for the whole pipeline."""
     out = {}
-    for stage, a in one.items():
-        if stage.startswith("_") or stage not in two:
-            continue
-        b = two[stage]
-        speedup = a["wall_s"] / max(b["wall_s"], 1e-9)
+    stages = [k for k in one if not k.startswith("_") and k in two]
+    pairs = [(k, one[k]["wall_s"], two[k]["wall_s"]) for k in stages]
+    pairs.append(("pipeline", sum(w for _, w, _ in pairs), sum(w for _, _, w in pairs)))
+    for stage, a, b in pairs:
+        speedup = a / max(b, 1e-9)
         out[stage] = {"speedup": round(speedup, 2), "efficiency": round(speedup / 2, 2)}
     return out
 
@@ -190,6 +199,41 @@ def bench_memory(work: Path, stages: list[str], config: Path, quick: bool) -> di
         per = bench_pipeline(src, work / f"mem-{factor}", stages, 1, config, stage_by_stage=True)
         result[f"{factor}x"] = {s: v["peak_rss_sum_mb"] for s, v in per.items() if not s.startswith("_")}
     return result
+
+
+def bench_extract_docs(work: Path, config: Path, quick: bool) -> dict:
+    """Issue 3's framework test: the extract stage on python-docs HTML, one worker, Ray start-up
+    excluded, against plain loops over the same files: trafilatura with the settings of our full
+    pass, and our own page parse (the stage's core, without the stage around it)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import extract_quality as eq
+
+    src = work / "python-docs"
+    pages = sorted((CORPORA / "web" / "html" / "python-docs").rglob("*.html"))[: 30 if quick else None]
+    for page in pages:
+        target = src / page.relative_to(CORPORA / "web" / "html" / "python-docs")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(page, target)
+    out = work / "out-python-docs"
+    run_cli(["stage", "extract", "--config", str(config), "--input", str(src), "--output", str(out), "--workers", "1"])
+    stage = stage_figures(out, "extract")
+    from curate import config as cfg
+
+    settings = cfg.load(config).section("extract").html
+    loops = {"plain_same_settings": eq.plain_same_settings(settings), "our_parse": eq.ours(settings)}
+    eq.trafilatura.extract("<html><body><p>warm up</p></body></html>")
+    walls = {}
+    for name, body in loops.items():  # reading the file is part of a plain loop too
+        t0 = time.perf_counter()
+        for page in pages:
+            body(page.read_bytes())
+        walls[name] = time.perf_counter() - t0
+    n = len(pages)
+    figures = {"pages": n, "stage_wall_s": stage["wall_s"], "stage_pages_per_s": round(n / stage["wall_s"], 2)}
+    for name, wall in walls.items():
+        figures[f"{name}_pages_per_s"] = round(n / wall, 2)
+        figures[f"stage_vs_{name}"] = round(wall / stage["wall_s"], 3)
+    return figures
 
 
 # -- kernels ---------------------------------------------------------------------------------
@@ -244,43 +288,56 @@ def machine() -> dict:
 
 
 def markdown(r: dict) -> str:
-    m = r["machine"]
+    m, inp = r["machine"], r["inputs"]
+    one, two, o, sc = r["workers_1"], r["workers_2"], r["overhead"], r["scaling"]
+    run1 = one.get("_run", {})
     lines = ["# curate benchmarks", "",
              f"Generated by `python scripts/bench.py{' --quick' if r['quick'] else ''}` on {m['date']}: "
              f"{m['cpus']} cores, {m['memory_gb']} GB, {m['processor']}, Python {m['python']}, curate {m['curate']}, "
-             f"Ray {m['ray']}, pyarrow {m['pyarrow']}.", "",
-             f"Input: {r['inputs']['html_pages']} HTML pages in WARC, {r['inputs']['jsonl_docs']} JSONL documents, "
-             f"{r['inputs']['code_files']} code files, {r['inputs']['tex_files']} LaTeX files "
-             f"({r['inputs']['bytes'] / 2**20:.1f} MB).", "",
+             f"Ray {m['ray']}, pyarrow {m['pyarrow']}. Every figure comes from the runs' own ledgers "
+             "(`_stats.json`) and from sampling the memory of every process of each run.", "",
+             f"Input: {inp['html_pages']} python-docs HTML pages in {WARC_FILES} WARC files, {inp['jsonl_docs']} "
+             f"Common Crawl JSONL documents, {inp['code_files']} code files, {inp['tex_files']} LaTeX files "
+             f"({inp['bytes'] / 2**20:.1f} MB), {SHARD_MB} MB shards.", "",
              "## Stages, one worker and two", "",
-             "| stage | docs in | docs/s (1w) | MB/s (1w) | core s | wall s (1w) | wall s (2w) | parallel efficiency |",
-             "|---|---|---|---|---|---|---|---|"]
-    one, two = r["workers_1"], r["workers_2"]
+             "Wall time of each stage inside one `curate run` (Ray start-up excluded); core = time inside "
+             "`process()` plus the items of the stage's global steps.", "",
+             "| stage | shards | docs in | docs/s (1w) | MB/s (1w) | core s | wall s (1w) | wall s (2w) | efficiency at 2 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s, a in one.items():
         if s.startswith("_"):
             continue
         b = two.get(s, {})
-        eff = r["scaling"].get(s, {}).get("efficiency", "")
-        lines.append(f"| {s} | {a['docs_in']} | {a['docs_per_s']} | {a['mb_per_s']} | {a['process_s']} | {a['wall_s']} | "
-                     f"{b.get('wall_s', '')} | {eff} |")
-    o = r["overhead"]
-    run1 = one.get("_run", {})
-    lines += ["", f"Ray start-up (excluded from the figures above): {one.get('_ray_startup_s')} s. Peak memory of the "
-              f"whole run on one worker: {run1.get('peak_rss_sum_mb')} MB over all processes, "
-              f"{run1.get('peak_rss_largest_mb')} MB in the largest.", "",
+        lines.append(f"| {s} | {a['shards']} | {a['docs_in']} | {a['docs_per_s']} | {a['mb_per_s']} | "
+                     f"{round(a['process_s'] + a['step_s'], 2)} | {a['wall_s']} | {b.get('wall_s', '')} | "
+                     f"{sc.get(s, {}).get('efficiency', '')} |")
+    pipe = sc.get("pipeline", {})
+    lines += ["", f"Whole pipeline: {o['pipeline_wall_s']} s on one worker, speed-up {pipe.get('speedup')} on two, "
+              f"**parallel efficiency {pipe.get('efficiency')}** (target ≥ 0.9). Ray start-up, excluded above: "
+              f"{one.get('_ray_startup_s')} s. Peak memory of the whole one-worker run: {run1.get('peak_rss_sum_mb')} MB "
+              f"over all processes, {run1.get('peak_rss_largest_mb')} MB in the largest.", "",
               "## Framework overhead", "",
-              f"Pipeline wall time on one worker {o['pipeline_wall_s']} s over time inside the stages' `process()` "
-              f"{o['process_s']} s: **ratio {o['ratio']}** (target ≤ 1.15); map stages alone (extract, langid, quality, "
-              f"bucket): **{o['map_stages_ratio']}**. Dedup's and tokenize's global steps (LSH, tokenizer training, "
-              "shard assembly) run outside `process()` and count as overhead in the first figure. On a small input the fixed cost of "
-              "starting one Ray actor per stage (a fresh Python process that imports the stage and loads its model) "
-              "dominates; it does not grow with the input.", "",
-              "## Memory at 1× and 10× the input (one worker; sum over all curate and Ray processes)", "",
-              "| stage | 1× MB | 10× MB |", "|---|---|---|"]
+              f"Pipeline wall time on one worker over the time inside the stages' cores: {o['pipeline_wall_s']} s / "
+              f"{o['core_s']} s = **{o['ratio']}** (target ≤ 1.15). By stage: "
+              + ", ".join(f"{k} {v}" for k, v in o["by_stage"].items())
+              + ". The rest is reading, Arrow conversion, writing, scheduling and starting the worker processes "
+              "(once per run: the workers serve every stage).", ""]
+    ex = r.get("extract_python_docs") or {}
+    if ex:
+        lines += ["## Extraction on python-docs, one worker", "",
+                  f"The extract stage on {ex['pages']} python-docs pages (its wall time, Ray start-up excluded): "
+                  f"{ex['stage_pages_per_s']} pages/s. A plain loop over the same files with trafilatura and the "
+                  f"settings of our full pass: {ex['plain_same_settings_pages_per_s']} pages/s (the stage runs at "
+                  f"**{ex['stage_vs_plain_same_settings']}×** of it); a plain loop of our own page parse, the stage's "
+                  f"core without the stage: {ex['our_parse_pages_per_s']} pages/s (**{ex['stage_vs_our_parse']}×**: "
+                  "the framework's share).", ""]
+    lines += ["## Memory at 1× and 10× the input", "",
+              "Peak of the sum over all curate and Ray processes (object store included), each map stage run alone "
+              "on one worker.", "", "| stage | 1× MB | 10× MB |", "|---|---|---|"]
     mem = r.get("memory", {})
     for s in mem.get("1x", {}):
         lines.append(f"| {s} | {mem['1x'][s]} | {mem.get('10x', {}).get(s, '')} |")
-    lines += ["", "## Kernels: curate's core against the raw library call (and peers)", ""]
+    lines += ["", "## Kernels: curate's core against the raw library call (and datatrove where installed)", ""]
     for label, figures in r["kernels"].items():
         lines.append(f"- **{label}**: `{json.dumps(figures, sort_keys=True)}`")
     lines += ["", "## Projection", "", projection(r), ""]
@@ -288,17 +345,20 @@ def markdown(r: dict) -> str:
 
 
 def projection(r: dict) -> str:
-    one = r["workers_1"]
-    rows = ["Per-core cost measured above, projected linearly (stages are embarrassingly parallel map steps; "
-            "dedup's global step is partitioned by band, so its shuffle grows with documents × bands × 16 bytes):", "",
-            "| stage | docs/s per core | 16-core node, docs/s (at the measured 2-worker efficiency) | 100 nodes × 16 cores, docs/day |",
+    one, sc = r["workers_1"], r["scaling"]
+    shuffle = one.get("_dedup_shuffle_bytes_per_doc")
+    rows = ["Each stage's one-worker throughput (framework included) times the cores, at the parallel efficiency "
+            "measured at two workers (map stages share nothing but the file system). Dedup's shuffle, the band "
+            f"hashes its sign step hands to its bucket step, measured {shuffle} bytes per document: "
+            f"{(shuffle or 0) * 1e9 / 2**40:,.2f} TiB per billion documents to move across a cluster.", "",
+            "| stage | docs/s, one core | 16-core node, docs/s | 100 nodes × 16 cores, docs/day |",
             "|---|---|---|---|"]
     for s, a in one.items():
-        if s.startswith("_") or not a["process_s"]:
+        if s.startswith("_") or not a["wall_s"]:
             continue
-        per_core = a["docs_in"] / a["process_s"]
-        eff = r["scaling"].get(s, {}).get("efficiency", 1.0) or 1.0
-        rows.append(f"| {s} | {per_core:,.0f} | {per_core * 16 * min(eff, 1.0):,.0f} | {per_core * 1600 * min(eff, 1.0) * 86400:,.0f} |")
+        per_core = a["docs_in"] / a["wall_s"]
+        eff = min(sc.get(s, {}).get("efficiency", 1.0) or 1.0, 1.0)
+        rows.append(f"| {s} | {per_core:,.0f} | {per_core * 16 * eff:,.0f} | {per_core * 1600 * eff * 86400:,.0f} |")
     return "\n".join(rows)
 
 
@@ -326,6 +386,7 @@ def main() -> None:
         result["workers_2"] = bench_pipeline(src, work, stages, 2, args.config)
         result["overhead"] = overhead(result["workers_1"])
         result["scaling"] = scaling(result["workers_1"], result["workers_2"])
+        result["extract_python_docs"] = bench_extract_docs(work, args.config, args.quick)
         if not args.quick:
             map_stages = [s for s in stages if s in ("extract", "langid", "quality", "bucket")]
             result["memory"] = bench_memory(work, map_stages, args.config, args.quick)
