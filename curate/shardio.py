@@ -144,9 +144,16 @@ def _parquet_tables(task: ShardTask, batch_docs: int) -> Iterator[pa.Table]:
 
 
 def input_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator[pa.Table]:
-    if task.input_path is not None:
-        return _parquet_tables(task, batch_docs)
-    return _unit_tables(task, batch_docs, batch_bytes)
+    if task.input_path is None:
+        yield from _unit_tables(task, batch_docs, batch_bytes)
+        return
+    empty = True
+    for table in _parquet_tables(task, batch_docs):
+        empty = False
+        yield table
+    if empty:  # an empty part still goes through the stage once, to get the stage's columns:
+        # the stages after it read them (an empty file with the input's schema lacks them)
+        yield schema.conform(pq.read_schema(task.input_path).empty_table())
 
 
 def quarantine(stage: Stage, batch: pa.Table, units: bool) -> tuple[pa.Table, pa.Table | None]:
@@ -176,6 +183,9 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, bat
         fallback = schema.conform(pq.read_schema(task.input_path).empty_table()).schema
     else:
         fallback = schema.BASE
+    for folder in (out_dir, out_dir / "removed", out_dir / "_done"):  # left by a failed attempt
+        for stale in folder.glob(f".{task.name}.*.tmp-*"):
+            stale.unlink(missing_ok=True)
     kept_w = TableWriter(out_dir / f"{task.name}.parquet", fallback)
     removed_w = TableWriter(out_dir / "removed" / f"{task.name}.parquet", fallback.append(pa.field(schema.REASON, pa.string())))
     counters: dict = {"docs_in": 0, "docs_out": 0, "removed": {}, "bytes_in": 0, "bytes_out": 0, "process_seconds": 0.0}

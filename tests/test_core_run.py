@@ -157,3 +157,26 @@ def test_changed_config_refused_then_fresh(cli, tmp_path):
               "--set", "extract.sources={'*': academic}", "--fresh")
     assert res.exit_code == 0
     assert pq.read_table(out / "extract" / "part-00000.parquet").column("source").to_pylist() == ["academic"]
+
+
+def test_a_part_emptied_early_flows_through_every_stage(cli, tmp_path):
+    """One input file whose documents are all removed by extract leaves an empty part; each stage
+    after it still writes that part with its own columns, and tokenize assembles its shards."""
+    src = tmp_path / "src"
+    src.mkdir()
+    text = ("The committee met on Tuesday to review the annual budget and the plans for the new "
+            "library, which will open next spring in the old market building near the river. ")
+    (src / "a.jsonl").write_text("".join(json.dumps({"text": f"{i}. {text * 3}"}) + "\n" for i in range(8)))
+    (src / "b.jsonl").write_text(json.dumps({"text": ""}) + "\n" + json.dumps({"text": "  "}) + "\n")
+    cfg = tmp_path / "all.yaml"
+    cfg.write_text("stages: [extract, langid, quality, dedup, bucket, tokenize]\nrun:\n  shard_mb: 0.0001\n"
+                   "quality:\n  gopher:\n    min_doc_words: 5\ntokenize:\n  vocab_size: 300\n  min_frequency: 1\n")
+    out = tmp_path / "out"
+    res = cli("run", "--config", cfg, "--input", src, "--output", out)
+    assert res.exit_code == 0, res.output
+    for stage in ("extract", "langid", "quality", "dedup", "bucket"):
+        parts = sorted((out / stage).glob("part-*.parquet"))
+        assert len(parts) == 2 and pq.read_metadata(parts[1]).num_rows == 0
+        assert pq.read_schema(parts[1]) == pq.read_schema(parts[0]), stage  # same columns when empty
+    manifest = json.loads((out / "shards" / "manifest.json").read_text())
+    assert manifest and not list(out.rglob(".*.tmp-*"))

@@ -424,3 +424,12 @@ def test_quality_on_the_web_corpus(cli, tmp_path):
     ids = kept.column("id").to_pylist()
     assert cut.any() and all(texts[i] != entered[ids[i]] for i in np.flatnonzero(cut))
     assert all(r["text"] == entered[r["id"]] for r in removed.select(["id", "text"]).to_pylist())
+
+
+def test_vocabulary_arrays_grow_with_the_words_not_the_calls():
+    ws = WordSplitter()
+    for i in range(200):  # every call brings new words
+        ws.vocab.add([f"word{i}x{j}" for j in range(3)])
+    assert len(ws.vocab) == 600
+    assert all(len(getattr(ws.vocab, name)) <= 2 * len(ws.vocab) for name in ws.vocab.FACTS)
+    assert ws.vocab.length[ws.vocab.id("word199x2")] == len("word199x2")
