@@ -95,8 +95,9 @@ print(len(docs) / (time.process_time() - t0))
 """
 
 
-def bench_signatures(args) -> None:
-    docs = web_docs(args.docs)
+def signature_rates(n_docs: int, datatrove_python: str | None = None) -> dict:
+    """Docs per CPU second of our signature path, datasketch's (two schemes) and datatrove's."""
+    docs = web_docs(n_docs)
     arr = pa.array(docs, pa.large_string())
     hasher = minhash.Hasher()
     hasher.perms, minhash._word_char_table()  # one-time set-up outside the timing
@@ -105,22 +106,46 @@ def bench_signatures(args) -> None:
         for i in range(0, len(docs), 500):
             hasher.hash_texts(arr[i: i + 500])
 
-    rate = cpu_rate(ours, len(docs))
-    print(f"signatures on {len(docs)} docs of {len(docs[0]):,} characters, one core (docs per CPU second):")
-    print(f"  curate (normalise, shingle, exact hash, signature, bands): {rate:,.0f}")
+    rates = {"docs": len(docs), "chars_per_doc": len(docs[0]), "curate": round(cpu_rate(ours, len(docs)), 1)}
     sample = docs[: max(50, len(docs) // 5)]
-    ds = datasketch_rate(sample, "affine32")
-    ds_legacy = datasketch_rate(sample, "legacy", hashfunc=xxhash.xxh3_64_intdigest)
-    print(f"  datasketch update_batch, default scheme (affine32, sha1):   {ds:,.0f}  -> curate is {rate / ds:.1f}x")
-    print(f"  datasketch update_batch, legacy scheme (ours), xxh3_64:   {ds_legacy:,.0f}  -> curate is {rate / ds_legacy:.1f}x")
-    if args.datatrove_python:
+    rates["datasketch_affine32"] = round(datasketch_rate(sample, "affine32"), 1)
+    rates["datasketch_legacy_xxh3"] = round(datasketch_rate(sample, "legacy", hashfunc=xxhash.xxh3_64_intdigest), 1)
+    if datatrove_python:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "docs.json"
             path.write_text(json.dumps(sample[:200]))
-            out = subprocess.run([args.datatrove_python, "-c", DATATROVE, str(path), tmp], capture_output=True,
-                                 text=True, check=True)
-            dt = float(out.stdout.strip().splitlines()[-1])
-        print(f"  datatrove MinhashDedupSignature (128 hashes, 32-bit):   {dt:,.0f}  -> curate is {rate / dt:.1f}x")
+            out = subprocess.run([datatrove_python, "-c", DATATROVE, str(path), tmp], capture_output=True, text=True)
+            if out.returncode:  # e.g. datatrove beside an xxhash it does not fit: say so, go on
+                rates["datatrove_error"] = (out.stderr.strip().splitlines() or ["failed"])[-1]
+            else:
+                rates["datatrove"] = round(float(out.stdout.strip().splitlines()[-1]), 1)
+    for peer in ("datasketch_affine32", "datasketch_legacy_xxh3", "datatrove"):
+        if peer in rates:
+            rates[f"curate_vs_{peer}"] = round(rates["curate"] / rates[peer], 2)
+    return rates
+
+
+def bench_signatures(args) -> None:
+    r = signature_rates(args.docs, args.datatrove_python)
+    print(f"signatures on {r['docs']} docs of {r['chars_per_doc']:,} characters, one core (docs per CPU second):")
+    print(f"  curate (normalise, shingle, exact hash, signature, bands): {r['curate']:,.0f}")
+    print(f"  datasketch update_batch, default scheme (affine32, sha1):   {r['datasketch_affine32']:,.0f}"
+          f"  -> curate is {r['curate_vs_datasketch_affine32']:.1f}x")
+    print(f"  datasketch update_batch, legacy scheme (ours), xxh3_64:   {r['datasketch_legacy_xxh3']:,.0f}"
+          f"  -> curate is {r['curate_vs_datasketch_legacy_xxh3']:.1f}x")
+    if "datatrove" in r:
+        print(f"  datatrove MinhashDedupSignature (128 hashes, 32-bit):   {r['datatrove']:,.0f}"
+              f"  -> curate is {r['curate_vs_datatrove']:.1f}x")
+
+
+def bench(quick: bool = False) -> dict:
+    """Signature rates for scripts/bench.py; datatrove from CURATE_DATATROVE_PYTHON (an
+    interpreter with datatrove 0.10) or from this one when it has datatrove."""
+    import importlib.util
+
+    peer = os.environ.get("CURATE_DATATROVE_PYTHON") or (
+        sys.executable if importlib.util.find_spec("datatrove") else None)
+    return signature_rates(200 if quick else 1000, peer)
 
 
 def cluster_graph(edges: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
