@@ -350,13 +350,13 @@ class Vocab:
                 "ends_sentence": pc.is_in(arr, _terminal_array()),
             }
             for name in self.FACTS:
-                arr = getattr(self, name)
-                if len(self.strings) > len(arr):  # grow by doubling, only when full
-                    grown = np.zeros(max(len(self.strings), 2 * len(arr)), arr.dtype)
-                    grown[:start] = arr[:start]
-                    arr = grown
-                    setattr(self, name, arr)
-                arr[start: len(self.strings)] = facts[name].to_numpy(zero_copy_only=False)
+                column = getattr(self, name)
+                if len(self.strings) > len(column):  # grow by doubling, only when full
+                    grown = np.zeros(max(len(self.strings), 2 * len(column)), column.dtype)
+                    grown[:start] = column[:start]
+                    column = grown
+                    setattr(self, name, column)
+                column[start: len(self.strings)] = facts[name].to_numpy(zero_copy_only=False)
         return list(map(self.ids.__getitem__, tokens))
 
 
