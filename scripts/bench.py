@@ -45,6 +45,14 @@ SHARD_MB = 1
 
 # -- inputs ----------------------------------------------------------------------------------
 
+def copy_files(files: list[Path], base: Path, dst: Path) -> None:
+    """Copy `files` (under `base`) into `dst`, keeping their relative paths."""
+    for f in files:
+        target = dst / f.relative_to(base)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+
+
 def build_inputs(dst: Path, scale: int, quick: bool) -> dict:
     """A mixed corpus: WARC-wrapped HTML, JSONL web text, code and LaTeX; `scale` copies of the
     JSONL part (each copy perturbed so copies are not exact duplicates)."""
@@ -77,15 +85,9 @@ def build_inputs(dst: Path, scale: int, quick: bool) -> dict:
                     f.write(json.dumps(doc).encode() + b"\n")
     code = sorted(p for p in (CORPORA / "code" / "linguist").rglob("*") if p.is_file() and not p.name.startswith("."))
     code = code[:: 20 if quick else 4]
-    for p in code:
-        target = dst / "code" / p.relative_to(CORPORA / "code" / "linguist")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(p, target)
+    copy_files(code, CORPORA / "code" / "linguist", dst / "code")
     tex = sorted((CORPORA / "academic" / "openlogic").rglob("*.tex"))[: 20 if quick else 200]
-    for p in tex:
-        target = dst / "academic" / p.relative_to(CORPORA / "academic" / "openlogic")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(p, target)
+    copy_files(tex, CORPORA / "academic" / "openlogic", dst / "academic")
     size = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
     return {"html_pages": len(html), "jsonl_docs": len(lines) * scale, "code_files": len(code),
             "tex_files": len(tex), "bytes": size}
@@ -173,9 +175,7 @@ def bench_pipeline(src: Path, work: Path, stages: list[str], workers: int, confi
 def best_run(src: Path, work: Path, stages: list[str], workers: int, config: Path, rounds: int) -> dict:
     """The fastest of `rounds` whole runs (summed stage walls): this shared machine's speed
     wanders by 10-15% from one minute to the next."""
-    runs = []
-    for r in range(rounds):
-        runs.append(bench_pipeline(src, work / f"round-{r}", stages, workers, config))
+    runs = [bench_pipeline(src, work / f"round-{r}", stages, workers, config) for r in range(rounds)]
     return min(runs, key=lambda run: sum(v["wall_s"] for k, v in run.items() if not k.startswith("_")))
 
 
@@ -223,10 +223,7 @@ def bench_extract_docs(work: Path, config: Path, quick: bool) -> dict:
 
     src = work / "python-docs"
     pages = sorted((CORPORA / "web" / "html" / "python-docs").rglob("*.html"))[: 30 if quick else None]
-    for page in pages:
-        target = src / page.relative_to(CORPORA / "web" / "html" / "python-docs")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(page, target)
+    copy_files(pages, CORPORA / "web" / "html" / "python-docs", src)
     from curate import config as cfg
 
     settings = cfg.load(config).section("extract").html
