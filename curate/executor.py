@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from curate.progress import Progress
-from curate.shardio import ShardTask, run_shard
+from curate.worker import ShardTask, run_shard
 
 # One thread per worker for every library that would otherwise spawn one per core: on a small
 # machine N workers x M threads each only thrash.

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.shardio import atomic_write_json
+from curate.worker import atomic_write_json
 from curate.stage import merge_counters
 
 HIST_BINS = 30

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from curate.errors import UserError
-from curate.shardio import atomic_write_json
+from curate.worker import atomic_write_json
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1

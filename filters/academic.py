@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import Docs, lengths, ratio, to_numpy
+from curate.text.stats import Docs, lengths, ratio, to_numpy
 
 DISPLAY_ENVS = ("equation", "align", "gather", "multline", "eqnarray", "displaymath", "math", "flalign")
 MATH = "|".join(

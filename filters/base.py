@@ -28,7 +28,7 @@ from curate.config import Section
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from curate.text_stats import Docs
+    from curate.text.stats import Docs
 
 Source = Literal["web", "code", "academic", "text"]
 PROSE: tuple[str, ...] = ("web", "text")  # prose rules apply to these sources

@@ -13,7 +13,7 @@ What-if: the page rules below are thresholds over stored signals. The line rules
 without `max_`/`min_`) decide the cleaned text itself, which is not stored for removed documents:
 a what-if on them, or on a rule whose signal was measured after C4, is approximate.
 
-Sentences are counted per kept line as spaCy's sentencizer counts them on curate.words tokens
+Sentences are counted per kept line as spaCy's sentencizer counts them on curate.text.words tokens
 (a new sentence starts at a word after a sentence-terminal token). Terminal punctuation for
 lines is C4's . ? ! " ' plus Unicode's other sentence terminals (。 । ؟ ...), so that lines in
 other scripts are not all dropped.
@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import Docs, Pieces, Tokens, lengths, ratio, sentence_end_class, strip, to_numpy
+from curate.text.stats import Docs, Pieces, Tokens, lengths, ratio, sentence_end_class, strip, to_numpy
 
 CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"  # Wikipedia-style markers removed from lines
 POLICY = r"terms of use|privacy policy|cookie policy|uses cookies|use of cookies|use cookies"

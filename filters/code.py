@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import Docs, lengths, ratio, to_numpy
+from curate.text.stats import Docs, lengths, ratio, to_numpy
 
 ENCODED = "|".join([
     r"[A-Za-z0-9+/=]{64,}",  # base64 and other long alphanumeric blobs

@@ -4,7 +4,7 @@ FineWebQualityFilter.
 
 Lines are the document's non-blank `\\n`-separated lines, unstripped (a line "ends with
 punctuation" only if its very last character is one, as in datatrove). Terminal punctuation is
-Unicode's Sentence_Terminal set (. ! ? 。 । ؟ ...). The newline ratio divides by curate.words
+Unicode's Sentence_Terminal set (. ! ? 。 । ؟ ...). The newline ratio divides by curate.text.words
 tokens. `short_line_length` changes what is measured, so a what-if on it needs a re-run.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import WS, Docs, Pieces, ratio, sentence_end_class
+from curate.text.stats import WS, Docs, Pieces, ratio, sentence_end_class
 
 
 class FineWebConfig(FilterConfig):

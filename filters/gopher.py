@@ -2,10 +2,10 @@
 from Training Gopher", appendix A.1.1 (MassiveWeb quality filters). Defaults as datatrove 0.10's
 GopherQualityFilter.
 
-Words are tokens of curate.words (spaCy-English-like); a "word" for the counts and the mean
+Words are tokens of curate.text.words (spaCy-English-like); a "word" for the counts and the mean
 length is a token with a character that is not punctuation, a symbol or a control character,
 while the ratios divide by all tokens, as datatrove does. Per language: the stop-word rule uses
-the document's language list (NaN, so skipped, where curate.words has none); for languages
+the document's language list (NaN, so skipped, where curate.text.words has none); for languages
 written without spaces (zh, ja, th, ...) words are characters, so the mean word length is not
 measured and the word counts count characters.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import WS, Docs, ratio
+from curate.text.stats import WS, Docs, ratio
 
 
 class GopherConfig(FilterConfig):

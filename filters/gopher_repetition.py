@@ -3,7 +3,7 @@ Insights from Training Gopher", appendix A.1.1 and table A1. Defaults as datatro
 GopherRepetitionFilter (the paper's table A1).
 
 Lines are split at runs of newlines, paragraphs at blank lines (of the stripped text); a
-fraction of characters is relative to the whole text. N-grams are of curate.words tokens:
+fraction of characters is relative to the whole text. N-grams are of curate.text.words tokens:
 "top n-gram" is the most frequent n-gram (the first one on a tie) times its length with
 spaces; "duplicate n-grams" counts the characters of n-grams seen before in the text, walking
 left to right and jumping past each duplicate, as datatrove does. N-gram rules are not measured
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import Docs, Pieces, first_seen, ratio, strip, to_numpy
+from curate.text.stats import Docs, Pieces, first_seen, ratio, strip, to_numpy
 
 TOP_N = {2: 0.2, 3: 0.18, 4: 0.16}  # n -> max share of characters in the most frequent n-gram
 DUP_N = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}  # n -> max share in repeated n-grams

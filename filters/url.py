@@ -21,7 +21,7 @@ from pydantic import Field
 
 from curate.config import ResourcePath
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import Docs, to_numpy
+from curate.text.stats import Docs, to_numpy
 
 SCHEME = r"^[a-zA-Z][a-zA-Z0-9+.\-]*://"
 

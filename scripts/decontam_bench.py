@@ -1,4 +1,4 @@
-"""Throughput of benchmark decontamination (curate.decontam) and PII redaction (curate.pii) on
+"""Throughput of benchmark decontamination (curate.filters.decontam.index) and PII redaction (curate.filters.pii.detect) on
 real web text.
 
 Documents: the Common Crawl sample of ../shared/corpora/web/jsonl (697 documents, 2.9 MB),
@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curate import decontam, pii
+from curate.filters.decontam import index as decontam
+from curate.filters.pii import detect as pii
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"

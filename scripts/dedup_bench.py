@@ -42,7 +42,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from curate import components, minhash, schema
+from curate import schema
+from curate.stages.dedup import components, minhash
 
 CORPORA = Path(os.environ.get("CURATE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "corpora"
 

@@ -34,7 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate import minhash, schema
+from curate import schema
+from curate.stages.dedup import minhash
 
 CORPORA = Path(os.environ.get("CURATE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "corpora"
 BOILERPLATE = [

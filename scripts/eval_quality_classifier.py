@@ -14,7 +14,7 @@ otherwise.
                 = 0 (an AUC of a yes/no decision is (TPR + TNR) / 2).
   bootstrap     `curate train-quality --from-run` recipes, never trained on the labels: a run
                 of extract -> langid -> quality (rules only) over the shared corpora *without*
-                quality/, then labels from its decisions (curate.classifier.bootstrap_from_run).
+                quality/, then labels from its decisions (curate.filters.classifier.model.bootstrap_from_run).
                 human_auc is the classifier alone; rules_then_classifier_auc orders texts by
                 the rules' decision first and the score second (the classifier placed after
                 the rules); own_valid_auc is on the bootstrap's own held-out 10%.
@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curate import classifier
-from curate.classifier import Labelled, TrainParams
+from curate.filters.classifier import model as classifier
+from curate.filters.classifier.model import Labelled, TrainParams
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("CURATE_SHARED", ROOT.parent / "shared")) / "corpora"
@@ -166,7 +166,7 @@ def bench_scoring(model_path: Path, texts: list[str], rounds: int = 3) -> dict:
     taken in turn so all three see the same machine load.
     """
     from curate.filters.classifier import ClassifierConfig, ClassifierFilter
-    from curate.text_stats import Docs
+    from curate.text.stats import Docs
 
     scorer = classifier.QualityModel.load(model_path)
     filt = ClassifierFilter(ClassifierConfig(model=model_path))

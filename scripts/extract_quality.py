@@ -5,7 +5,7 @@
 Quality: token F1 (bag of lowercase whitespace tokens) of the extracted text against the gold
 text of the 245 html-gold pages, for plain `trafilatura.extract(raw_bytes)` loops (its defaults;
 datatrove's settings: favor_precision, no comments, deduplicate) and for our HTML parse
-(`curate.htmltext.extract_page` with the default extract config).
+(`curate.readers.html_text.extract_page` with the default extract config).
 
 Throughput: pages/s on web/html/python-docs for the same plain loops, plain trafilatura with our
 settings in full mode (what our parse would cost without the adaptive fast path), and our
@@ -28,7 +28,7 @@ from typing import Callable
 import lxml.html
 import trafilatura
 
-from curate.htmltext import extract_page
+from curate.readers.html_text import extract_page
 from curate.stages.extract import HtmlConfig
 
 ROOT = Path(__file__).resolve().parents[1]

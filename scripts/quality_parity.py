@@ -85,7 +85,7 @@ def load_html(limit: int | None) -> list[str]:
 def our_decisions(name: str, texts: list[str]) -> tuple[np.ndarray, list[str | None], list[str] | None]:
     """Keep mask, first rule that fired, and the cleaned text (C4), for our filter alone."""
     from curate.filters import FILTERS
-    from curate.text_stats import Docs
+    from curate.text.stats import Docs
 
     cls = FILTERS[name]
     f = cls(cls.Config())
@@ -143,7 +143,7 @@ def parity(texts: list[str], label: str, out: dict) -> None:
 def tokenizer_agreement(texts: list[str], out: dict) -> None:
     from datatrove.utils.text import split_into_words
 
-    from curate.words import WordSplitter
+    from curate.text.words import WordSplitter
 
     ws = WordSplitter()
     ids, offsets = ws.split(pa.array(texts, pa.large_string()))

@@ -78,7 +78,7 @@ def _measure(mb: float, vocab_size: int, repeats: int, threads: int, tokenizer: 
     import numpy as np
     import pyarrow as pa
 
-    from curate import bpe
+    from curate.stages.tokenize import bpe
     from curate.stages.tokenize import TokenizeConfig, TokenizeStage
 
     texts = corpus_texts(int(mb * (1 << 20)))

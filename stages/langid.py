@@ -8,7 +8,7 @@ Drops:    `langid:low_score` (score below `min_score`), then `langid:not_allowed
           language outside `languages`); documents that hung a worker, `langid:error:timeout`.
 
 Later stages read `lang`: the quality filters take stop words and word splitting from it (see
-curate/words.py), and bucket rules can select on it (`when: {lang: [en, de]}`) to route
+curate/text/words.py), and bucket rules can select on it (`when: {lang: [en, de]}`) to route
 languages into their own buckets and shards.
 
 The model sees a normalised copy of the text (the stored text is unchanged): whitespace runs
@@ -38,7 +38,7 @@ from curate import schema
 from curate.config import ResourcePath, Section
 from curate.errors import UserError
 from curate.stage import Result, Stage, split
-from curate.text_stats import WS, as_text, to_numpy
+from curate.text.stats import WS, as_text, to_numpy
 
 LABEL_PREFIX = "__label__"
 CODE_PREFIX = "code:"

@@ -29,8 +29,8 @@ from curate.config import Section
 from curate.filters import FILTERS
 from curate.filters.base import Filter
 from curate.stage import Result, Stage, split
-from curate.text_stats import Docs, as_text, to_numpy
-from curate.words import WordSplitter
+from curate.text.stats import Docs, as_text, to_numpy
+from curate.text.words import WordSplitter
 
 TIMEOUT = "quality:error:timeout"
 

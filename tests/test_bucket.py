@@ -14,9 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curate import config, textsignals
+from curate import config
+from curate.stages.bucket import signals
 from curate.errors import UserError
-from curate.shardio import atomic_write_json
+from curate.worker import atomic_write_json
 from curate.stages.bucket import SIGNAL_COLUMNS, BucketConfig, BucketStage, Range, Rule
 from conftest import corpus
 
@@ -92,7 +93,7 @@ def test_signals_are_float32_and_nothing_is_removed():
 def test_anchored_patterns_count_lines_not_match_restarts():
     # pyarrow's count_substring_regex re-matches ^ after each match; line_counts must not.
     text = pa.array(["a;\nb;\nc", "x = 1;"], pa.large_string())
-    lines, matched = textsignals.line_counts(text, {"semi": r";\s*$", "start": r"^\S"})
+    lines, matched = signals.line_counts(text, {"semi": r";\s*$", "start": r"^\S"})
     assert lines.tolist() == [3, 1]
     assert matched["semi"].tolist() == [2, 1] and matched["start"].tolist() == [3, 1]
 

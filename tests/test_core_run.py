@@ -132,7 +132,7 @@ class LosingStage(Stage):
 
 
 def test_law_violation_fails_loudly(ray_session, tmp_path):
-    from curate.shardio import ShardTask, run_shard
+    from curate.worker import ShardTask, run_shard
 
     src = tmp_path / "c"
     src.mkdir()

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate import decontam
+from curate.filters.decontam import index as decontam
 
 # 21 words; with n = 13 an excerpt of 13 consecutive words matches, 12 do not.
 QUESTION = ("Which planet in our solar system has the longest day measured in Earth hours and why "

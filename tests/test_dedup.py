@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate import components, dedup_steps, minhash, schema
+from curate import schema
+from curate.stages.dedup import components, steps as dedup_steps, minhash
 from curate.stages.dedup import DedupConfig, DedupStage, make_plan, run_steps, write_pairs
 
 from conftest import ROOT, corpus

@@ -15,7 +15,7 @@ import pytest
 from curate import schema
 from curate.config import RunConfig, Section
 from curate.executor import Executor, PipelineError
-from curate.shardio import ShardTask
+from curate.worker import ShardTask
 from curate.stage import Result, Stage
 
 # Workers cannot import this test module: ship its stage classes by value.

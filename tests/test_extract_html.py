@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from conftest import ROOT, corpus
-from curate.htmltext import extract_page, visible_chars, parse
+from curate.readers.html_text import extract_page, visible_chars, parse
 from curate.readers import html as html_reader
 from curate.stages.extract import ExtractConfig, HtmlConfig
-from curate.textdecode import charset_of_content_type, decode, decode_html, html_meta_charset, looks_binary
+from curate.readers.decode import charset_of_content_type, decode, decode_html, html_meta_charset, looks_binary
 
 ARTICLE = """<html lang="fr"><head><title>Le titre</title>
 <meta property="article:published_time" content="2021-03-04T10:00:00Z">
@@ -83,7 +83,7 @@ def test_modes_extract_the_article(mode):
 
 
 def test_adaptive_reruns_when_fast_text_is_short(monkeypatch):
-    from curate import htmltext
+    from curate.readers import html_text as htmltext
 
     calls = []
     fast_text = {"value": "x"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import corpus
-from curate import latex
+from curate.readers import latex_clean as latex
 from curate.readers import latex as reader
 from curate.stages.extract import ExtractConfig, LatexConfig
 

@@ -146,7 +146,7 @@ BOUNDED = """
 import resource, sys
 from pathlib import Path
 from curate import discover
-from curate.shardio import ShardTask, input_tables
+from curate.worker import ShardTask, input_tables
 from curate.stages.extract import ExtractConfig, ExtractStage
 root = Path(sys.argv[1])
 stage = ExtractStage(ExtractConfig())

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curate import pii
+from curate.filters.pii import detect as pii
 from conftest import corpus
 
 DATA = Path(__file__).parent / "data"
@@ -248,7 +248,7 @@ def test_filter_sources_setting_limits_where_it_runs():
 
 
 def test_matches_pieces_context_and_replace():
-    from curate.regexmatch import Matches
+    from curate.text.matches import Matches
 
     text = pa.array(["a1b22c", "", "333", "no digits", "x\x00y 4"], pa.large_string())  # row 4 holds the first sentinel
     m = Matches(text, r"\d+")

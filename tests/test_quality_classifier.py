@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import corpus
 
-from curate import classifier
+from curate.filters.classifier import model as classifier
 from curate.errors import UserError
 
 # Small, fast models: the tests check mechanics, not accuracy at scale.

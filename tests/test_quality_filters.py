@@ -16,8 +16,8 @@ from curate import schema
 from curate.filters import FILTERS
 from curate.filters.base import Rule
 from curate.stages.quality import QualityConfig, QualityStage
-from curate.text_stats import Docs, Pieces, strip
-from curate.words import WordSplitter
+from curate.text.stats import Docs, Pieces, strip
+from curate.text.words import WordSplitter
 
 from conftest import corpus
 

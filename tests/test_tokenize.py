@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate import bpe, config, megatron, schema, tokenshards
+from curate import config, megatron, schema
+from curate.stages.tokenize import bpe, shards as tokenshards
 from curate.errors import UserError
-from curate.shardio import atomic_write_json
+from curate.worker import atomic_write_json
 from curate.stages.tokenize import TokenizeConfig, TokenizeStage
 from conftest import corpus
 

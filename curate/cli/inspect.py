@@ -35,7 +35,7 @@ def inspect(out, stage, reason, kept, n, chars, seed):
     with clean_errors():
         from rich.console import Console
 
-        from curate import inspect as inspect_mod
+        from curate.report import inspect as inspect_mod
 
         console = Console(width=None if Console().is_terminal else 140)
         inspect_mod.run(Path(out), stage, reason, kept, n, chars, seed, console)

@@ -28,15 +28,15 @@ def run(input_path, output, config_path, workers, ray_address, overrides, fresh)
     from pathlib import Path
 
     with clean_errors():
-        from curate import config, runner
+        from curate import config, pipeline
         from curate.errors import UserError
 
-        pipeline = config.load(resolve_config(config_path), overrides)
+        cfg = config.load(resolve_config(config_path), overrides)
         src = resolve_input(input_path)
         if not src.exists():
             raise UserError(f"input not found: {src}")
-        if not pipeline.stages:
-            raise UserError(f"{pipeline.source}: stages: the list is empty")
-        runner.execute(pipeline, Path(output), pipeline.stages, src, workers, ray_address, fresh,
+        if not cfg.stages:
+            raise UserError(f"{cfg.source}: stages: the list is empty")
+        pipeline.execute(cfg, Path(output), cfg.stages, src, workers, ray_address, fresh,
                        log=lambda m: click.echo(m, err=True))
         click.echo(f"done: {output}", err=True)

@@ -27,16 +27,16 @@ def stage(name, output, input_path, config_path, workers, ray_address, overrides
     from pathlib import Path
 
     with clean_errors():
-        from curate import config, registry, runner
+        from curate import config, pipeline, registry
         from curate.errors import UserError
 
-        pipeline = config.load(resolve_config(config_path), overrides)
+        cfg = config.load(resolve_config(config_path), overrides)
         if name not in registry.available():
             raise UserError(f"unknown stage {name!r}; stages: {', '.join(registry.available())}")
-        if name not in pipeline.stages:
-            raise UserError(f"stage {name!r} is not in {pipeline.source}'s stages: {', '.join(pipeline.stages)}")
+        if name not in cfg.stages:
+            raise UserError(f"stage {name!r} is not in {cfg.source}'s stages: {', '.join(cfg.stages)}")
         src = resolve_input(input_path)
         if src is not None and not src.exists():
             raise UserError(f"input not found: {src}")
-        runner.execute(pipeline, Path(output), [name], src, workers, ray_address, fresh,
+        pipeline.execute(cfg, Path(output), [name], src, workers, ray_address, fresh,
                        log=lambda m: click.echo(m, err=True))

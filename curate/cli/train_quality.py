@@ -62,7 +62,7 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
     from pathlib import Path
 
     with clean_errors():
-        from curate import classifier
+        from curate.filters.classifier import model as classifier
         from curate.errors import UserError
 
         if not (positive or negative or labelled or from_run):

@@ -24,7 +24,7 @@ import numpy as np
 
 from curate.readers import Doc, Reader, register, unit
 from curate.readers.compression import read_bytes, read_error_reason
-from curate.textdecode import decode, looks_binary
+from curate.readers.decode import decode, looks_binary
 
 # Read at most this much; `code.max_bytes` (smaller) decides what is kept.
 MAX_FILE_BYTES = 64 << 20

@@ -1,7 +1,7 @@
 """HTML pages (.html, .htm, .xhtml, gzipped or not, or sniffed): one unit per file.
 
 The reader only reads the bytes; `parse` decodes them and extracts the main text with
-`curate.htmltext` (trafilatura), keeping title, date and canonical URL in meta/url.
+`curate.readers.html_text` (trafilatura), keeping title, date and canonical URL in meta/url.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from curate.htmltext import extract_page
+from curate.readers.html_text import extract_page
 from curate.readers import Doc, Reader, register, unit
 from curate.readers.compression import read_bytes, read_error_reason
 

@@ -1,5 +1,5 @@
 """LaTeX: a .tex file, a source directory, or an arXiv bundle (.tar, .tar.gz, a single-file .gz)
-becomes one unit, parsed into one academic document by `curate.latex`.
+becomes one unit, parsed into one academic document by `curate.readers.latex_clean`.
 
 What is one document:
 - a directory is claimed whole (`claims_dir`) when its top level holds a *root* file (a
@@ -30,10 +30,10 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from curate import latex
+from curate.readers import latex_clean as latex
 from curate.readers import Doc, Reader, register, unit
 from curate.readers.compression import ReadLimitExceeded, open_binary, read_error_reason
-from curate.textdecode import decode
+from curate.readers.decode import decode
 
 TEX_SUFFIXES = (".tex", ".ltx")
 MAX_SOURCE_BYTES = 16 << 20  # one .tex file

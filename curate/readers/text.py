@@ -7,7 +7,7 @@ from typing import Iterator
 
 from curate.readers import Doc, Reader, register, unit
 from curate.readers.compression import read_bytes, read_error_reason
-from curate.textdecode import decode
+from curate.readers.decode import decode
 
 MAX_FILE_BYTES = 256 << 20
 

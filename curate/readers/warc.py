@@ -31,7 +31,7 @@ import orjson
 from curate.readers import Doc, Reader, register, unit
 from curate.readers.compression import open_binary
 from curate.readers.html import looks_like_html, page_doc
-from curate.textdecode import charset_of_content_type, decode
+from curate.readers.decode import charset_of_content_type, decode
 
 MAX_RECORD_BYTES = 32 << 20  # a larger (decoded) payload is removed as extract:warc:too_large
 LZ4_MAGIC = b"\x04\x22\x4d\x18"

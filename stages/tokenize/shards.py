@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.megatron import IndexedDatasetWriter, ShardFile
-from curate.shardio import PARQUET_OPTS, atomic_write_json
+from curate.worker import PARQUET_OPTS, atomic_write_json
 
 UNBUCKETED = "all"  # the bucket of documents that reached tokenize without a bucket stage
 SHARD_COLUMNS = ("id", "tokens", "bucket", "source", "lang")

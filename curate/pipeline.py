@@ -19,7 +19,7 @@ from curate import __version__, discover, ledger, registry
 from curate.config import Pipeline
 from curate.errors import UserError
 from curate.executor import Executor, StageContext
-from curate.shardio import ShardTask, atomic_write_json
+from curate.worker import ShardTask, atomic_write_json
 from curate.stage import Stage
 
 STAGE_FILE = "_stage.json"

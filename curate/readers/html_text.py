@@ -3,7 +3,7 @@
 What we add around `trafilatura.extract`, each measured by scripts/extract_quality.py on
 html-gold (token F1) and python-docs (pages/s):
 
-- decoding: BOM, HTTP charset, <meta charset>, then UTF-8 or a detector (curate.textdecode);
+- decoding: BOM, HTTP charset, <meta charset>, then UTF-8 or a detector (curate.readers.decode);
   trafilatura alone ignores the declarations and guesses.
 - one parse per page, reused by every extraction pass, with the parser's depth limit reported
   (libxml2 silently drops content nested deeper than 256 elements).
@@ -30,7 +30,7 @@ import trafilatura
 from lxml import etree
 from lxml.html import HTMLParser, HtmlElement, document_fromstring
 
-from curate.textdecode import decode_html, looks_binary
+from curate.readers.decode import decode_html, looks_binary
 
 # trafilatura logs every page it discards at WARNING: noise in a pipeline that records reasons.
 logging.getLogger("trafilatura").setLevel(logging.CRITICAL)

@@ -2,7 +2,7 @@
 
 Consumes: `text`, and whatever earlier stages left that a rule names (`source`, `lang`,
           `quality_score`, any signal column).
-Adds:     float32 signals `bucket_<name>` for each measure of `curate.textsignals` (readability,
+Adds:     float32 signals `bucket_<name>` for each measure of `curate.stages.bucket.signals` (readability,
           math density, code density, reasoning markers, ...) and `bucket`.
 Drops:    nothing: a document no rule takes goes to the default bucket.
 
@@ -27,13 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
-from curate import schema, textsignals
+from curate import schema
+from curate.stages.bucket import signals
 from curate.config import Section
 from curate.stage import Result, Stage, split
-from curate.tokenshards import check_bucket_name
+from curate.stages.tokenize.shards import check_bucket_name
 
 PREFIX = "bucket_"
-SIGNAL_COLUMNS = tuple(PREFIX + name for name in textsignals.SIGNALS)
+SIGNAL_COLUMNS = tuple(PREFIX + name for name in signals.SIGNALS)
 UNKNOWN = "unknown"  # the mix's key for a null source or language
 
 
@@ -171,7 +172,7 @@ class BucketStage(Stage):
     def process(self, batch: pa.Table) -> Result:
         cfg = self.config
         batch = schema.conform(batch)
-        for name, values in textsignals.measure(batch.column("text")).items():
+        for name, values in signals.measure(batch.column("text")).items():
             batch = schema.set_column(batch, PREFIX + name, pa.array(values, pa.float32()))
         n = batch.num_rows
         order = {name: i for i, name in enumerate(cfg.order)}

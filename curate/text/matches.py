@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.text_stats import as_text
+from curate.text.stats import as_text
 
 # Characters that never occur in real text, tried in order; a batch that holds one of them (a
 # binary blob decoded as text) gets the next.

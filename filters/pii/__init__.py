@@ -1,7 +1,7 @@
 """PII redaction: e-mail addresses, public IP addresses, phone numbers, payment card numbers,
 IBANs and secrets in `text` become typed placeholders (<EMAIL>, <IP_ADDRESS>, <PHONE>,
 <CREDIT_CARD>, <IBAN>, <SECRET>). What each type is and is not (reserved domains, private
-ranges, version numbers, ISBNs, checksums, ...): curate/pii.py.
+ranges, version numbers, ISBNs, checksums, ...): filters/pii/detect.py.
 
 Removes nothing. It rewrites the text (`rewrites_text`; it comes last in the default order, so
 the other filters measure the text as it came), and records per document how many items of
@@ -30,9 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from curate import pii
+from curate.filters.pii import detect as pii
 from curate.filters.base import Filter, FilterConfig
-from curate.text_stats import Docs, to_numpy
+from curate.text.stats import Docs, to_numpy
 
 Kind = Literal["email", "ip_address", "phone", "credit_card", "iban", "secret"]
 CODE_PREFIX = "code:"  # extract's `lang` of source code

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.words import UNSPACED, WordSplitter, ranges, sentence_terminals
+from curate.text.words import UNSPACED, WordSplitter, ranges, sentence_terminals
 
 # Python's str.isspace() characters, as an RE2 class body (RE2's \s is ASCII only).
 WS = r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
@@ -133,7 +133,7 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 class Tokens:
-    """Token ids of every document (see curate.words) with per-document reductions."""
+    """Token ids of every document (see curate.text.words) with per-document reductions."""
 
     def __init__(self, splitter: WordSplitter, ids: np.ndarray, offsets: np.ndarray):
         self.splitter = splitter

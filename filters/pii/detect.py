@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.regexmatch import Matches, string_buffers
-from curate.text_stats import as_text
+from curate.text.matches import Matches, string_buffers
+from curate.text.stats import as_text
 
 KINDS = ("email", "ip_address", "phone", "credit_card", "iban", "secret")
 PLACEHOLDERS = {kind: f"<{kind.upper()}>" for kind in KINDS}

@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate import components, minhash
-from curate.shardio import PARQUET_OPTS, atomic_write_json
+from curate.stages.dedup import components, minhash
+from curate.worker import PARQUET_OPTS, atomic_write_json
 from curate.stage import merge_counters
 
 ROW_BITS = 32

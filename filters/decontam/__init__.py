@@ -1,7 +1,7 @@
 """Benchmark decontamination: documents that share a long word n-gram (13 words by default,
 after lowercasing and folding punctuation) with an item of an evaluation set the config names,
 as GPT-3 (Brown et al. 2020, appendix C) and most pretraining corpora since do it. Matching and
-the n-gram index: curate/decontam.py.
+the n-gram index: filters/decontam/index.py.
 
     quality:
       decontam:
@@ -38,10 +38,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
-from curate import decontam
+from curate.filters.decontam import index as decontam
 from curate.config import ResourcePath, Section
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text_stats import Docs
+from curate.text.stats import Docs
 
 MAX_ITEMS = 20  # matched items listed per document; decontam_matches counts them all
 

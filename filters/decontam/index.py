@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate.regexmatch import Matches, string_buffers
-from curate.text_stats import as_text
+from curate.text.matches import Matches, string_buffers
+from curate.text.stats import as_text
 
 WORD = r"[\pL\pN\pM]+"
 PUNCTUATION = r"[^\pL\pN\pM\s]+"  # every separator that is not ASCII whitespace

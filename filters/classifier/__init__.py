@@ -2,7 +2,7 @@
 was trained to prefer, in the manner of CCNet/LLaMA (Wenzek et al. 2020; Touvron et al. 2023:
 "a linear model trained to classify pages used as references in Wikipedia v.s. randomly
 sampled pages") and DCLM (Li et al. 2024: keep the top 10% of pages by a fastText score).
-Train a model with `curate train-quality`; curate/classifier.py holds what training and
+Train a model with `curate train-quality`; filters/classifier/model.py holds what training and
 scoring share (text normalisation, the model checks, `QualityModel.score`).
 
     quality:
@@ -45,12 +45,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from curate import classifier
+from curate.filters.classifier import model as classifier
 from curate.config import ResourcePath
 from curate.errors import UserError
 from curate.filters.base import Filter, FilterConfig, Rule
 from curate.schema import SOURCES
-from curate.text_stats import Docs, to_numpy
+from curate.text.stats import Docs, to_numpy
 
 
 class ClassifierConfig(FilterConfig):

@@ -13,7 +13,7 @@ Steps:
               and the ids turned into one Arrow list column without a per-token Python loop.
               The executor writes the result to OUT/shards/part-NNNNN.parquet (one per input part).
     finish    regroups those parts into OUT/shards/<bucket>/part-NNNNN.{bin,idx,parquet} of about
-              `shard_tokens` tokens (curate.tokenshards), and writes OUT/shards/manifest.json with
+              `shard_tokens` tokens (curate.stages.tokenize.shards), and writes OUT/shards/manifest.json with
               the buckets in curriculum order (the bucket stage's `order`).
 """
 
@@ -32,10 +32,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from curate import bpe, schema, tokenshards
+from curate import schema
+from curate.stages.tokenize import bpe, shards as tokenshards
 from curate.config import ResourcePath, Section
 from curate.megatron import Bucket, Manifest, token_dtype, write_manifest
-from curate.shardio import atomic_write_bytes
+from curate.worker import atomic_write_bytes
 from curate.stage import Result, Stage, split
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -109,7 +110,7 @@ def sample_part(item: dict) -> int:
 
 
 def train_tokenizer(item: dict) -> str:
-    """Train on the sample files in name order (a Ray task: one Rayon thread, see curate.bpe)."""
+    """Train on the sample files in name order (a Ray task: one Rayon thread, see curate.stages.tokenize.bpe)."""
 
     def texts():
         for path in sorted(Path(item["dir"]).glob("*.parquet")):

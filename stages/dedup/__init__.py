@@ -11,7 +11,7 @@ Drops:    every member of a cluster but one: `dedup:exact` when its normalised t
 Keeps:    per cluster, the highest `quality_score` (when present and not null), then the longest
           text, then the smallest id: deterministic, independent of order and sharding.
 
-Steps (curate.dedup_steps, each a Ray map over input parts or key groups, resumable per item):
+Steps (curate.stages.dedup.steps, each a Ray map over input parts or key groups, resumable per item):
     prepare   sign -> bucket -> attach -> compare -> exact -> contract -> decide, writing
               _work/decisions/<part>.parquet: the documents in clusters with their verdicts.
               Candidates come from an LSH banding tuned below the threshold (high recall);
@@ -34,10 +34,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from curate import dedup_steps as steps
-from curate import minhash, schema
+from curate import schema
+from curate.stages.dedup import minhash, steps
 from curate.config import Section
-from curate.shardio import atomic_write_json
+from curate.worker import atomic_write_json
 from curate.stage import Result, Stage, merge_counters, split
 
 STEPS = ("sign", "bucket", "attach", "compare", "exact", "contract", "decide")

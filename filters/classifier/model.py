@@ -400,7 +400,7 @@ def read_texts(path: Path) -> tuple[pa.Array, int]:
     """
     from curate import readers
     from curate.readers.compression import read_bytes
-    from curate.textdecode import decode
+    from curate.readers.decode import decode
 
     path = Path(path)
     chunks, singles, skipped = [], [], 0
@@ -455,7 +455,7 @@ def read_labelled(path: Path) -> Labelled:
 
 
 # -- labels from a curate run ----------------------------------------------------------------
-FILTER_NAME = "classifier"  # the quality filter that applies these models (filters/classifier.py)
+FILTER_NAME = "classifier"  # the quality filter that applies these models (filters/classifier/__init__.py)
 
 
 def tightened(threshold: float, op: str, margin: float) -> float:
@@ -664,7 +664,7 @@ def save_model(model, path: Path) -> None:
 
 
 def write_card(path: Path, card: dict) -> Path:
-    from curate.shardio import atomic_write_json
+    from curate.worker import atomic_write_json
 
     target = card_path(path)
     atomic_write_json(target, card)
