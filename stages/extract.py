@@ -121,8 +121,6 @@ class ExtractStage(Stage):
         if reader is None:
             return readers.Doc(reason=f"extract:error:unknown_format:{row['format']}")
         origin = row["origin"]
-        if origin in self.poisoned:  # it hung a worker before: do not try it again
-            return readers.Doc(reason="extract:error:timeout")
         if reader.format in COSTLY_FORMATS:
             self.heartbeat(origin)
         try:

@@ -149,10 +149,7 @@ class LangIdStage(Stage):
         n = batch.num_rows
         lang_in = pc.fill_null(batch.column("lang").cast(pa.string()), "")
         is_code = to_numpy(pc.starts_with(lang_in, CODE_PREFIX)).astype(bool)
-        poisoned = np.zeros(n, bool)
-        if self.poisoned:
-            poisoned = to_numpy(pc.is_in(batch.column("origin"), pa.array(sorted(self.poisoned)))).astype(bool)
-        todo = np.flatnonzero(~is_code & ~poisoned)
+        todo = np.flatnonzero(~is_code)
         langs, scores = self.predict(normalise(batch.column("text").take(pa.array(todo, pa.int64()))))
         lang = np.array(to_numpy(lang_in).astype(object))
         lang[~is_code] = None
@@ -160,7 +157,6 @@ class LangIdStage(Stage):
         score = np.full(n, np.nan, np.float32)
         score[todo] = scores
         reasons = np.full(n, None, object)
-        reasons[poisoned] = "langid:error:timeout"
         low = np.zeros(n, bool)
         low[todo] = scores < np.float32(self.config.min_score)
         reasons[low] = "langid:low_score"
