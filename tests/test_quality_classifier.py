@@ -136,7 +136,7 @@ def test_read_texts_formats_and_stage_outputs(tmp_path, data_dir):
 @pytest.mark.parametrize("content, message", [
     ('{"text": "a", "label": 2}\n', "is not 0 or 1"),
     ('{"text": "a"}\n', "expected a JSON object with 'text' and 'label'"),
-    ('{"text": "a", "label": 1}\nnot json\n', ":2: not valid JSON"),
+    ('{"text": "a", "label": 1}\nnot json\n', ":2: bad JSON"),
     ('{"text": 5, "label": 1}\n', "not a string"),
 ])
 def test_read_labelled_errors(tmp_path, content, message):

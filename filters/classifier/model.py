@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from curate import fasttext_model
 from curate.errors import UserError
+from curate.readers import records
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"
@@ -205,66 +206,7 @@ def nonempty(data: Labelled) -> tuple[Labelled, int]:
     return data.take(np.flatnonzero(~empty)), int(empty.sum())
 
 
-JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".ndjson.gz", ".json.gz")
-
-
-def _files(path: Path) -> list[Path]:
-    """The files under `path`. A curate stage output (a folder holding part-*.parquet) means its
-    kept documents only: name OUT/<stage>/removed for the removed ones. Hidden and `_`-prefixed
-    entries (a stage's _done/, _stats.json, _work/) are skipped."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise UserError(f"training data not found: {path}")
-    parts = sorted(path.glob("part-*.parquet"))
-    if parts:
-        return parts
-    return sorted(p for p in path.rglob("*") if p.is_file()
-                  and not any(s.startswith((".", "_")) for s in p.relative_to(path).parts))
-
-
-def _is_jsonl(path: Path) -> bool:
-    return path.name.lower().endswith(JSONL_SUFFIXES)
-
-
-def _read_parquet(path: Path, columns: list[str]) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(path).names
-    except Exception:
-        raise UserError(f"{path}: not a readable Parquet file") from None
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise UserError(f"{path}: no {missing[0]!r} column (columns: {', '.join(names)})")
-    return pq.read_table(path, columns=columns)
-
-
-def _read_jsonl(path: Path, fields: list[str]) -> dict[str, list]:
-    import orjson
-
-    from curate.readers.compression import open_binary
-
-    out: dict[str, list] = {f: [] for f in fields}
-    try:
-        with open_binary(path) as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise UserError(f"{path}:{n}: not valid JSON") from None
-                if not isinstance(obj, dict) or any(k not in obj for k in fields):
-                    raise UserError(f"{path}:{n}: expected a JSON object with {' and '.join(map(repr, fields))}")
-                for k in fields:
-                    out[k].append(obj[k])
-    except (OSError, EOFError) as e:
-        raise UserError(f"{path}: cannot read: {e}") from None
-    return out
-
-
-def _as_text_array(values, path: Path) -> pa.Array:
+def _text_array(values: list, path: Path) -> pa.Array:
     try:
         return pa.array(values, pa.large_string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -274,63 +216,24 @@ def _as_text_array(values, path: Path) -> pa.Array:
 def read_texts(path: Path) -> tuple[pa.Array, int]:
     """Texts of every document under `path`, and how many files were skipped as binary.
 
-    JSONL (`text` field) and Parquet (`text` column) hold one document per record; any other
-    file is one document (decoded like extract does); binary files inside a folder are skipped.
+    JSON lines (`text` field) and Parquet (`text` column) hold one document per record; any
+    other file is one document (decoded like extract does); binary files inside a folder are
+    skipped. Read by curate/readers/records.py, as evaluation sets are.
     """
-    from curate import readers
-    from curate.readers.compression import read_bytes
-    from curate.readers.decode import decode
-
-    path = Path(path)
-    chunks, singles, skipped = [], [], 0
-    for f in _files(path):
-        if f.suffix.lower() == ".parquet":
-            col = _read_parquet(f, ["text"]).column("text")
-            chunks.append(col.cast(pa.large_string()).combine_chunks())
-        elif _is_jsonl(f):
-            chunks.append(_as_text_array(_read_jsonl(f, ["text"])["text"], f))
-        else:
-            try:
-                data = read_bytes(f, 256 << 20)
-            except (OSError, EOFError) as e:
-                raise UserError(f"{f}: cannot read: {e}") from None
-            if not readers.get("text").sniff(data[:4096]):  # via the registry: it loads every reader
-                if f == path:
-                    raise UserError(f"{f}: not a text, JSONL or Parquet file")
-                skipped += 1
-                continue
-            singles.append(decode(data)[0])
-    if singles:
-        chunks.append(pa.array(singles, pa.large_string()))
-    texts = pa.concat_arrays(chunks) if chunks else pa.array([], pa.large_string())
-    return texts, skipped
-
-
-def _labels(values, path: Path) -> np.ndarray:
-    out = np.empty(len(values), dtype=np.int8)
-    for i, v in enumerate(values):
-        if not isinstance(v, (bool, int, float)) or v not in (0, 1):
-            raise UserError(f"{path}: label {v!r} of record {i + 1} is not 0 or 1")
-        out[i] = int(v)
-    return out
+    found = records.read(Path(path), ["text"], what="training data")
+    return _text_array(found.fields["text"], Path(path)), found.skipped
 
 
 def read_labelled(path: Path) -> Labelled:
-    """Records with `text` and a 0/1 (or boolean) `label`, from JSONL or Parquet files."""
+    """Records with `text` and a 0/1 (or boolean) `label`, from JSON lines or Parquet files."""
     path = Path(path)
-    parts = []
-    for f in _files(path):
-        if f.suffix.lower() == ".parquet":
-            table = _read_parquet(f, ["text", "label"])
-            texts = table.column("text").cast(pa.large_string()).combine_chunks()
-            labels = table.column("label").to_pylist()
-        elif _is_jsonl(f):
-            rec = _read_jsonl(f, ["text", "label"])
-            texts, labels = _as_text_array(rec["text"], f), rec["label"]
-        else:
-            raise UserError(f"{f}: a labelled file is JSONL or Parquet with `text` and `label`")
-        parts.append(Labelled(texts, _labels(labels, f)))
-    return Labelled.join(parts)
+    found = records.read(path, ["text", "label"], what="labelled data")
+    labels = np.empty(len(found), dtype=np.int8)
+    for i, (v, key) in enumerate(zip(found.fields["label"], found.keys)):
+        if not isinstance(v, (bool, int, float)) or v not in (0, 1):
+            raise UserError(f"{path}: label {v!r} of record {key} is not 0 or 1")
+        labels[i] = int(v)
+    return Labelled(_text_array(found.fields["text"], path), labels)
 
 
 # -- labels from a curate run ----------------------------------------------------------------
