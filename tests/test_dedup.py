@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate import schema
-from curate.stages.dedup import components, steps as dedup_steps, minhash
-from curate.stages.dedup import DedupConfig, DedupStage, make_plan, run_steps, write_pairs
+from curate.stages.dedup import components, steps, minhash
+from curate.stages.dedup import DedupConfig, DedupStage, make_job, run_steps, write_pairs
 
 from conftest import ROOT, corpus
 
@@ -42,7 +42,7 @@ def run(tmp_path: Path, parts: list[list[dict]], **settings):
     config = DedupConfig(**settings)
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    plan = make_plan(config, work, tmp_path / "in", workers=2)
+    plan = make_job(config, work, tmp_path / "in", workers=2)
     report = run_steps(plan, local_map)
     stage = DedupStage(config, work)
     kept, removed = [], []
@@ -113,7 +113,7 @@ def test_optimal_param_equals_datasketch():
 def test_bucket_pairs_all_pairs_small_star_large():
     bkey = np.array([7, 7, 7, 9, 9, 9, 9, 5], np.uint64)
     doc = np.array([3, 1, 2, 10, 13, 11, 12, 4], np.int64)
-    a, b = dedup_steps.bucket_pairs(bkey, doc, max_bucket=3)
+    a, b = steps.bucket_pairs(bkey, doc, max_bucket=3)
     assert sorted(zip(a.tolist(), b.tolist())) == [(1, 2), (1, 3), (2, 3), (10, 11), (10, 12), (10, 13)]
 
 
@@ -134,7 +134,7 @@ def test_components_match_union_find():
 def test_exact_jaccard_of_sets():
     a = (np.array([1, 2, 3, 4, 5, 9], np.uint64), np.array([0, 4, 6]))
     b = (np.array([2, 3, 4, 6, 9], np.uint64), np.array([0, 4, 5]))
-    assert dedup_steps.exact_jaccard(a, b).tolist() == [3 / 5, 1 / 2]
+    assert steps.exact_jaccard(a, b).tolist() == [3 / 5, 1 / 2]
 
 
 # -- the stage -------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def test_prepare_resumes_after_losing_intermediate_files(tmp_path):
     config = DedupConfig()
     work = tmp_path / "work"
     work.mkdir()
-    plan = make_plan(config, work, tmp_path / "in", workers=1)
+    plan = make_job(config, work, tmp_path / "in", workers=1)
     assert plan.groups == 2
     run_steps(plan, local_map)
     before = {p.name: pq.read_table(p) for p in sorted((work / "decisions").glob("*.parquet"))}
@@ -210,20 +210,20 @@ def test_prepare_resumes_after_losing_intermediate_files(tmp_path):
         calls.extend((fn.__name__, bool(r.get("skipped"))) for r in out)
         return out
 
-    run_steps(make_plan(config, work, tmp_path / "in", workers=5), recording_map)
+    run_steps(make_job(config, work, tmp_path / "in", workers=5), recording_map)
     redone = [name for name, skipped in calls if not skipped]
     assert sorted(redone) == ["decide", "sign", "sign"]  # part-00001, and the part whose band file went
     after = {p.name: pq.read_table(p) for p in sorted((work / "decisions").glob("*.parquet"))}
     assert after.keys() == before.keys() and all(after[k].equals(before[k]) for k in before)
-    assert make_plan(config, work, tmp_path / "in", workers=5).groups == 2  # --workers changed, groups did not
+    assert make_job(config, work, tmp_path / "in", workers=5).groups == 2  # --workers changed, groups did not
 
 
 def test_quality_generator_small(tmp_path, monkeypatch):
     """A small run of scripts/dedup_quality.py's generator and scorer through the steps (with
     tiny chunks, so compare and exact work through many slices of pairs)."""
     corpus("web", "jsonl")
-    monkeypatch.setattr(dedup_steps, "PAIR_CHUNK", 50)
-    monkeypatch.setattr(dedup_steps, "JACCARD_PAIRS", 7)
+    monkeypatch.setattr(steps, "PAIR_CHUNK", 50)
+    monkeypatch.setattr(steps, "JACCARD_PAIRS", 7)
     spec = importlib.util.spec_from_file_location("dedup_quality", ROOT / "scripts" / "dedup_quality.py")
     dq = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dq)
@@ -234,7 +234,7 @@ def test_quality_generator_small(tmp_path, monkeypatch):
     config = DedupConfig()
     work = tmp_path / "work"
     work.mkdir()
-    plan = make_plan(config, work, tmp_path / "in", workers=2)
+    plan = make_job(config, work, tmp_path / "in", workers=2)
     run_steps(plan, local_map)
     write_pairs(plan, tmp_path / "pairs")
     result = dq.score(dq.read_pairs(tmp_path / "pairs"), truth, families, where, 0.8)
