@@ -57,10 +57,10 @@ class RunConfig(Section):
 def pipeline_model() -> type[BaseModel]:
     """The top-level config model, with one section per available stage."""
     fields: dict[str, Any] = {
-        "stages": (list[str], Field(default_factory=registry.available)),
+        "stages": (list[str], Field(default_factory=registry.names)),
         "run": (RunConfig, Field(default_factory=RunConfig)),
     }
-    for name in registry.available():
+    for name in registry.names():
         cfg = registry.stage_class(name).Config
         fields[name] = (cfg, Field(default_factory=cfg))
     return create_model("PipelineConfig", __base__=Section, **fields)
@@ -215,7 +215,7 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Pipeline:
         first = e.errors()[0]
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise UserError(f"{source}: {_explain(first, model_cls)}{more}") from None
-    known = registry.available()
+    known = registry.names()
     for name in model.stages:
         if name not in known:
             raise UserError(f"{source}: stages: unknown stage {name!r}; allowed: {', '.join(known)}")
