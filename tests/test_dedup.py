@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ from curate.stages.dedup import components, steps, minhash
 from curate.stages.dedup import DedupConfig, DedupStage, make_job, run_steps, write_pairs
 
 from conftest import ROOT, corpus
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from dedup_reference import normalise_text, shingle_strings, union_find  # noqa: E402
 
 datasketch = pytest.importorskip("datasketch")
 
@@ -60,16 +64,16 @@ def words(n: int, seed: int) -> list[str]:
 
 
 def shingle_jaccard(a: str, b: str, n: int = 5) -> float:
-    sa = set(minhash.shingle_strings(minhash.normalise_text(a), n))
-    sb = set(minhash.shingle_strings(minhash.normalise_text(b), n))
+    sa = set(shingle_strings(normalise_text(a), n))
+    sb = set(shingle_strings(normalise_text(b), n))
     return len(sa & sb) / len(sa | sb)
 
 
 # -- minhash ---------------------------------------------------------------------------------
 def test_normalise_folds_case_punctuation_and_whitespace():
-    assert minhash.normalise_text("  Hello,   WORLD!!\n\tNew—line “quoted” l’été  ") == "hello world new line quoted l été"
-    assert minhash.normalise_text("¿Qué? ¡Sí! 日本語、テスト。 x²") == "qué sí 日本語 テスト x²"
-    assert minhash.normalise_text("...!!!") == ""
+    assert normalise_text("  Hello,   WORLD!!\n\tNew—line “quoted” l’été  ") == "hello world new line quoted l été"
+    assert normalise_text("¿Qué? ¡Sí! 日本語、テスト。 x²") == "qué sí 日本語 テスト x²"
+    assert normalise_text("...!!!") == ""
     buf, off = minhash.normalise(pa.array(["A b", None, "", "C.", " d "], pa.large_string()))
     assert [buf[off[i]: off[i + 1]].tobytes().decode() for i in range(5)] == ["a b", "", "", "c", "d"]
 
@@ -82,7 +86,7 @@ def test_signatures_equal_datasketch(unit, n):
     a, b = minhash.permutations(64, seed=3)
     sigs = minhash.signatures(hashes, s_off, a, b)
     for i, text in enumerate(texts):
-        shingles = minhash.shingle_strings(minhash.normalise_text(text), n, unit)
+        shingles = shingle_strings(normalise_text(text), n, unit)
         assert s_off[i + 1] - s_off[i] == len(shingles)
         m = datasketch.MinHash(num_perm=64, seed=3, scheme="legacy", hashfunc=lambda s: minhash.shingle_hash(s, unit))
         m.update_batch(shingles)
@@ -123,7 +127,7 @@ def test_components_match_union_find():
     v = rng.integers(0, 400, 300) * 1000
     u, v = u[u != v], v[u != v]
     nodes, labels = components.components(u, v)
-    ref_nodes, ref_labels = components.union_find(u, v)
+    ref_nodes, ref_labels = union_find(u, v)
     assert np.array_equal(nodes, ref_nodes) and np.array_equal(labels, ref_labels)
     star_u, star_v = components.contract(u, v)
     assert star_u.size < u.size

@@ -63,9 +63,6 @@ class DedupJob:
     def group_of(self, keys: np.ndarray) -> np.ndarray:
         return (keys >> ROW_BITS) % self.groups
 
-    def parts_of_group(self, g: int) -> list[int]:
-        return list(range(g, len(self.parts), self.groups))
-
     @property
     def sig_schema(self) -> pa.Schema:
         return pa.schema([
@@ -399,12 +396,6 @@ def _verified_schema() -> pa.Schema:
              "exact_lo": pa.uint64(), "n_shingles": pa.int32()}
     fields += [(f"{c}_{s}", types[c]) for s in "ab" for c in SIDE_FIELDS]
     return pa.schema(fields + [("jaccard", pa.float32()), ("how", pa.string())])
-
-
-def _ambig_schema() -> pa.Schema:
-    base = _verified_schema()
-    fields = [f for f in base if f.name not in ("jaccard", "how")]
-    return pa.schema(fields + [pa.field("shingles_b", pa.list_(pa.uint64()))])
 
 
 def exact(args: tuple[DedupJob, int]) -> dict:
