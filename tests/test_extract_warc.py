@@ -177,3 +177,33 @@ def test_all_warc_test_files_read_without_crashing():
     for name, least in (("resiliparse__tests__data__warcfile.warc.lz4", 16), ("warcio__test__data__example.arc.gz", 1),
                         ("ukwa__warc-indexer__src__test__resources__compression__transfer_compression_brotli.warc.gz", 1)):
         assert sum(u["error"] is None for u in units(root / name)) >= least, name
+
+
+# -- issue 19 item 1: WARC 1.0 writers bracket the target URI ------------------------------------
+def test_urls_lose_angle_brackets_and_whitespace(tmp_path):
+    assert readers.clean_url(" <https://a.example/x> ") == "https://a.example/x"
+    assert readers.clean_url("<  http://b.example/ >") == "http://b.example/"
+    assert readers.clean_url("http://c.example/<y>") == "http://c.example/<y>"  # only a bracketing pair
+    assert readers.clean_url("  ") is None and readers.clean_url("<>") is None and readers.clean_url(None) is None
+    buf = io.BytesIO()
+    response(WARCWriter(buf, gzip=False), "<http://a.example/bracketed>", page(1))
+    path = tmp_path / "old.warc"
+    path.write_bytes(buf.getvalue())
+    assert units(path)[0]["url"] == "http://a.example/bracketed"
+    # every reader's URL, whatever the format: a JSONL `url` too
+    jsonl = [readers.unit("a.jsonl#1", "jsonl", b'{"text": "some words here", "url": " <https://j.example/p> "}')]
+    assert extract(jsonl).kept.column("url").to_pylist() == ["https://j.example/p"]
+
+
+@pytest.mark.corpora
+def test_bracketed_target_uris_of_a_real_warc_match_the_domain_block_list(tmp_path):
+    from curate.filters.url import UrlConfig, UrlFilter
+    from curate.text.stats import Docs
+
+    kept = extract(units(corpus("web", "warc") / "dolma__sample-0000.warc.gz")).kept
+    urls = kept.column("url").to_pylist()
+    assert urls and not any(u.startswith("<") or u.endswith(">") for u in urls)
+    blocked = tmp_path / "domains.txt"
+    blocked.write_text("semanticscholar.org\n")
+    hits = UrlFilter(UrlConfig(domains=blocked)).measure(Docs(kept.column("text"), url=kept.column("url")))
+    assert hits["url_domain_hits"].sum() == sum("semanticscholar.org/" in u for u in urls) > 0
