@@ -106,7 +106,7 @@ def _record(rec_type: str, header, block: bytes | None, too_large: bool, cut_sho
 
 
 # -- the two libraries: record framing only, HTTP is parsed above ----------------------------
-def _warcio_records(f) -> Iterator[Record]:
+def _warcio_records(f, arc: bool = False) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
     for r in ArchiveIterator(f, arc2warc=True, no_record_parse=True):
@@ -115,7 +115,14 @@ def _warcio_records(f) -> Iterator[Record]:
             while r.raw_stream.read(1 << 16):
                 pass
         cut_short = not too_large and getattr(r.raw_stream, "limit", 0) > 0
-        yield _record(r.rec_type, r.rec_headers.get_header, block, too_large, cut_short)
+        header = r.rec_headers.get_header
+        if arc:  # ARC records have no id: warcio makes up a random one, which would differ per run
+            header = _without_record_id(header)
+        yield _record(r.rec_type, header, block, too_large, cut_short)
+
+
+def _without_record_id(header):
+    return lambda name: None if name == "WARC-Record-ID" else header(name)
 
 
 class ShortRecord(IOError):
@@ -159,7 +166,7 @@ def records(path: Path) -> Iterator[Record]:
     """Every record of a WARC/ARC/WET file in order; raises where the file stops being readable."""
     if _is_arc(path):
         with open(path, "rb") as f:
-            yield from _warcio_records(f)
+            yield from _warcio_records(f, arc=True)
         return
     with open(path, "rb") as f:
         lz4 = f.read(4) == LZ4_MAGIC  # warcio reads no LZ4: FastWARC has the last word there
