@@ -133,3 +133,12 @@ def test_set_mistake_from_the_cli_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("error: --set quality.gopher.min_doc_word=80: ") and "demo.yaml" not in proc.stderr
+
+
+# -- issue 19 item 14: nested defaults in block style, and the file still means the defaults ---------
+def test_default_yaml_writes_nested_values_in_block_style():
+    text = (Path(__file__).resolve().parents[1] / "configs" / "default.yaml").read_text()
+    values = [line.split("  # ", 1)[0] for line in text.splitlines()]
+    assert max(len(v) for v in values) <= 100, max(values, key=len)
+    assert "  rules:  # tried in order" in text and "    - bucket: code\n      when:\n        source: [code]\n" in text
+    assert config.load(None).dump() == config.pipeline_model()().model_dump(mode="json")
