@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -450,3 +451,35 @@ def test_eval_cross_validate_gives_out_of_fold_scores(data_dir):  # a helper of 
     few = data.take(np.array([0, 1, 2, 60, 61, 62]))
     with pytest.raises(UserError, match="need at least 5 of each"):
         cross_validate(few, SMALL_PARAMS, folds=5)
+
+
+# -- issue 19 item 15: scores that do not spread are said to, and the summary shows their order ---------
+def _printed_quantiles(output: str) -> tuple[list[float], list[float]]:
+    m = re.search(r"positives ([\d.]+) ([\d.]+) ([\d.]+), negatives ([\d.]+) ([\d.]+) ([\d.]+)", output)
+    values = [float(v) for v in m.groups()]
+    return values[:3], values[3:]
+
+
+def test_scores_that_do_not_spread_are_warned_about(data_dir, tmp_path):
+    out = tmp_path / "flat.bin"
+    result = _invoke("train-quality", "--labelled", data_dir / "labelled.jsonl", "--output", out,
+                     "--valid-fraction", "0.3", "--lr", "0.001", "--epoch", "1", "--dim", "16", "--bucket", "5000")
+    assert result.exit_code == 0, result.output
+    card = json.loads(card_path(out).read_text())["metrics"]["valid"]
+    assert card["score_spread"] < 0.05 and card["auc"] > 0.75  # the ranking holds, the scores sit at 0.5
+    assert "warning: held-out scores barely spread" in result.output
+    positives, negatives = _printed_quantiles(result.output)
+    assert positives[1] > negatives[1]  # shown with the digits it takes to see the order the AUC measures
+    spread = _invoke("train-quality", "--labelled", data_dir / "labelled.jsonl", "--output", tmp_path / "ok.bin",
+                     "--valid-fraction", "0.3", *SMALL)
+    assert spread.exit_code == 0 and "warning" not in spread.output
+
+
+@pytest.mark.corpora
+def test_human_labels_summary_agrees_with_the_auc(tmp_path):
+    result = _invoke("train-quality", "--labelled", corpus("quality", "dclm-agreement.jsonl"), "--output",
+                     tmp_path / "m.bin")
+    assert result.exit_code == 0, result.output
+    positives, negatives = _printed_quantiles(result.output)
+    assert positives[1] > negatives[1] and len(set(positives + negatives)) > 1
+    assert "warning: held-out scores barely spread" in result.output

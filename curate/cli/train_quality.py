@@ -109,7 +109,20 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
             click.echo(f"held out {m['n']}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
                        f"F1 {m['f1']:.3f}  AUC {m['auc']:.3f}  (threshold {m['threshold']:g})")
             q = m["score_quantiles"]
-            click.echo(f"held-out scores, 10/50/90th percentile: positives {q['positive']['0.1']:.3f} "
-                       f"{q['positive']['0.5']:.3f} {q['positive']['0.9']:.3f}, negatives {q['negative']['0.1']:.3f} "
-                       f"{q['negative']['0.5']:.3f} {q['negative']['0.9']:.3f}")
+            shown = [q[side][k] for side in ("positive", "negative") for k in ("0.1", "0.5", "0.9")]
+            text = _distinct(shown)
+            click.echo(f"held-out scores, 10/50/90th percentile: positives {' '.join(text[:3])}, "
+                       f"negatives {' '.join(text[3:])}")
+        for warning in card["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"wrote {output} and {card_path(Path(output))}")
+
+
+def _distinct(values: list[float]) -> list[str]:
+    """The values with the fewest decimals (3 to 6) that keep different values apart: scores
+    packed around 0.5 still show the order the AUC measured."""
+    for digits in range(3, 7):
+        text = [f"{v:.{digits}f}" for v in values]
+        if len(set(text)) == len(set(values)):
+            break
+    return text
