@@ -57,10 +57,10 @@ class RunConfig(Section):
 def pipeline_model() -> type[BaseModel]:
     """The top-level config model, with one section per available stage."""
     fields: dict[str, Any] = {
-        "stages": (list[str], Field(default_factory=registry.available)),
+        "stages": (list[str], Field(default_factory=registry.names)),
         "run": (RunConfig, Field(default_factory=RunConfig)),
     }
-    for name in registry.available():
+    for name in registry.names():
         cfg = registry.stage_class(name).Config
         fields[name] = (cfg, Field(default_factory=cfg))
     return create_model("PipelineConfig", __base__=Section, **fields)
@@ -85,7 +85,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return parts, value
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
+def apply_overrides(data: dict, overrides: list[str]) -> dict[tuple[str, ...], str]:
+    """Apply `--set` items to `data` in order; returns each changed key path and its item."""
+    applied: dict[tuple[str, ...], str] = {}
     for item in overrides:
         parts, value = parse_override(item)
         node = data
@@ -97,7 +99,16 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 raise UserError(f"--set {item}: {part} is not a section")
             node = child
         node[parts[-1]] = value
-    return data
+        applied[tuple(parts)] = item
+    return applied
+
+
+def _origin(loc: tuple, source: str, applied: dict[tuple[str, ...], str]) -> str:
+    """Who set the value at `loc`: the last `--set` on that key or a section around it (or a key
+    inside it), else the config file."""
+    loc = tuple(str(p) for p in loc)
+    items = [item for path, item in applied.items() if loc[: len(path)] == path or path[: len(loc)] == loc]
+    return f"--set {items[-1]}" if items and loc else source
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -207,21 +218,22 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Pipeline:
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"{source}: a config is a mapping with a `stages:` list and one section per stage")
-    data = apply_overrides(data, list(overrides))
+    applied = apply_overrides(data, list(overrides))
     model_cls = pipeline_model()
     try:
         model = model_cls.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
         first = e.errors()[0]
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise UserError(f"{source}: {_explain(first, model_cls)}{more}") from None
-    known = registry.available()
+        raise UserError(f"{_origin(tuple(first['loc']), source, applied)}: {_explain(first, model_cls)}{more}") from None
+    known = registry.names()
+    stages_from = _origin(("stages",), source, applied)
     for name in model.stages:
         if name not in known:
-            raise UserError(f"{source}: stages: unknown stage {name!r}; allowed: {', '.join(known)}")
+            raise UserError(f"{stages_from}: stages: unknown stage {name!r}; allowed: {', '.join(known)}")
     if len(set(model.stages)) != len(model.stages):
-        raise UserError(f"{source}: stages: a stage is listed twice")
+        raise UserError(f"{stages_from}: stages: a stage is listed twice")
     order = [s for s in known if s in model.stages]
     if model.stages != order:
-        raise UserError(f"{source}: stages: must follow the pipeline order {', '.join(known)}")
+        raise UserError(f"{stages_from}: stages: must follow the pipeline order {', '.join(known)}")
     return Pipeline(model, source, base_dir)

@@ -41,11 +41,6 @@ def doc_id(origin: str) -> str:
     return xxhash.xxh3_128_hexdigest(origin.encode("utf-8", "surrogatepass"))
 
 
-def empty(extra: pa.Schema | None = None) -> pa.Table:
-    schema = BASE if extra is None else pa.unify_schemas([BASE, extra])
-    return schema.empty_table()
-
-
 def conform(table: pa.Table) -> pa.Table:
     """Return `table` with every base column present, typed and first; others keep their order.
 

@@ -13,7 +13,6 @@ runs on the driver after every shard is done (writing a manifest, say).
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -116,6 +115,3 @@ def merge_counters(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
     return out
 
-
-def count(items) -> dict[str, int]:
-    return dict(Counter(items))

@@ -1,5 +1,6 @@
-"""Quality filters, one per module (import as `curate.filters.<name>`), applied by the quality
-stage (stages/quality.py) in the order of its `filters:` list.
+"""Quality filters, one home each (`filters/<name>.py`, or a package `filters/<name>/` for a
+filter with a model or detector of its own; import as `curate.filters.<name>`), applied by the
+quality stage (stages/quality.py) in the order of its `filters:` list.
 
 `FILTERS` maps a filter's name (its config section and the middle of its reasons,
 `quality:<name>:<rule>`) to its class. Adding a filter is one module and one line here:

@@ -168,6 +168,8 @@ def cluster_graph(edges: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bench_components(args) -> None:
+    from dedup_reference import components_scipy, union_find
+
     u, v = cluster_graph(args.edges)
     print(f"components: {u.size:,} edges over {np.unique(np.concatenate([u, v])).size:,} nodes")
     ref = None
@@ -180,8 +182,8 @@ def bench_components(args) -> None:
         sv = np.concatenate([s[1] for s in stars])
         return components.components(su, sv), su.size
 
-    for name, fn in [("numpy hook-and-jump", components.components), ("scipy csgraph", components.components_scipy),
-                     ("python union-find", components.union_find)]:
+    for name, fn in [("numpy hook-and-jump", components.components), ("scipy csgraph", components_scipy),
+                     ("python union-find", union_find)]:
         t0 = time.perf_counter()
         nodes, labels = fn(u, v)
         secs = time.perf_counter() - t0

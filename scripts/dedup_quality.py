@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate import schema
-from curate.stages.dedup import minhash
+from dedup_reference import normalise_text, shingle_strings
 
 CORPORA = Path(os.environ.get("CURATE_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "corpora"
 BOILERPLATE = [
@@ -75,7 +75,7 @@ def distinct(texts: list[str], threshold: float = 0.5) -> list[str]:
     keep = []
     for i, t in enumerate(texts):
         m = MinHash(num_perm=64)
-        m.update_batch([s.encode() for s in minhash.shingle_strings(minhash.normalise_text(t), 5)])
+        m.update_batch([s.encode() for s in shingle_strings(normalise_text(t), 5)])
         if not lsh.query(m):
             lsh.insert(str(i), m)
             keep.append(t)
@@ -140,7 +140,7 @@ def write_input(families: list[list[str]], out: Path, per_part: int, seed: int) 
 
 
 def shingle_set(text: str, n: int = 5) -> frozenset[str]:
-    return frozenset(minhash.shingle_strings(minhash.normalise_text(text), n))
+    return frozenset(shingle_strings(normalise_text(text), n))
 
 
 def jaccard(a: frozenset, b: frozenset) -> float:

@@ -14,7 +14,7 @@ otherwise.
                 = 0 (an AUC of a yes/no decision is (TPR + TNR) / 2).
   bootstrap     `curate train-quality --from-run` recipes, never trained on the labels: a run
                 of extract -> langid -> quality (rules only) over the shared corpora *without*
-                quality/, then labels from its decisions (curate.filters.classifier.model.bootstrap_from_run).
+                quality/, then labels from its decisions (curate.filters.classifier.labels.bootstrap_from_run).
                 human_auc is the classifier alone; rules_then_classifier_auc orders texts by
                 the rules' decision first and the score second (the classifier placed after
                 the rules); own_valid_auc is on the bootstrap's own held-out 10%.
@@ -39,8 +39,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curate.filters.classifier import model as classifier
-from curate.filters.classifier.model import Labelled, TrainParams
+from curate.filters.classifier.labels import Labelled, bootstrap_from_run, nonempty, read_labelled
+from curate.filters.classifier.metrics import auc, metrics
+from curate.filters.classifier.model import QualityModel, blank, normalize
+from curate.filters.classifier.train import TrainParams, fit, require_both_classes, stratified_split, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("CURATE_SHARED", ROOT.parent / "shared")) / "corpora"
@@ -48,12 +50,30 @@ LABELS = CORPORA / "quality" / "dclm-agreement.jsonl"
 
 
 def agreement() -> Labelled:
-    return classifier.read_labelled(LABELS)
+    return read_labelled(LABELS)
 
 
 # -- cross-validation on the human labels ------------------------------------------------------
+def cross_validate(data: Labelled, params: TrainParams, folds: int = 5, seed: int = 0) -> dict:
+    """Out-of-fold scores of `folds`-fold stratified cross-validation, and their metrics."""
+    require_both_classes(data, minimum=folds)
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(data), dtype=np.int64)
+    for cls in (0, 1):
+        rows = rng.permutation(np.flatnonzero(data.labels == cls))
+        fold_of[rows] = np.arange(rows.size) % folds
+    scores = np.zeros(len(data), dtype=np.float32)
+    per_fold = []
+    for k in range(folds):
+        test = np.flatnonzero(fold_of == k)
+        model = train(data.take(np.flatnonzero(fold_of != k)), params, seed + k)
+        scores[test] = QualityModel(model).score(data.texts.take(pa.array(test, pa.int64())))
+        per_fold.append(auc(data.labels[test], scores[test]))
+    return {"scores": scores, "fold_auc": [round(a, 4) for a in per_fold], **metrics(data.labels, scores)}
+
+
 def cv_on_labels(data: Labelled, params: TrainParams, folds: int = 5, seeds=(0, 1, 2)) -> dict:
-    aucs = [classifier.cross_validate(data, params, folds, seed)["auc"] for seed in seeds]
+    aucs = [cross_validate(data, params, folds, seed)["auc"] for seed in seeds]
     return {"auc_mean": round(float(np.mean(aucs)), 4), "auc_std": round(float(np.std(aucs)), 4),
             "seeds": list(seeds), "folds": folds}
 
@@ -99,7 +119,7 @@ def corpus_run(run_dir: Path, workers: int = 2, log=print) -> Path:
 
 def bootstrap_labels(out: Path, margin: float = 0.0, reference_sources=(),
                      sources=("web", "text")) -> tuple[Labelled, dict]:
-    return classifier.bootstrap_from_run(out, sources, reference_sources, margin)
+    return bootstrap_from_run(out, sources, reference_sources, margin)
 
 
 def rules_alone(data: Labelled) -> np.ndarray:
@@ -125,13 +145,13 @@ def judge(train_data: Labelled, human: Labelled, rule_keep: np.ndarray, params: 
     quality stage does when the classifier runs after the rules)."""
     own, alone, combined = [], [], []
     for seed in seeds:
-        data, _ = classifier.nonempty(train_data)
-        train_rows, valid_rows = classifier.stratified_split(data.labels, 0.1, seed)
-        scorer = classifier.QualityModel(classifier.train(data.take(train_rows), params, seed))
-        own.append(classifier.auc(data.labels[valid_rows], scorer.score(data.texts.take(pa.array(valid_rows)))))
+        data, _ = nonempty(train_data)
+        train_rows, valid_rows = stratified_split(data.labels, 0.1, seed)
+        scorer = QualityModel(train(data.take(train_rows), params, seed))
+        own.append(auc(data.labels[valid_rows], scorer.score(data.texts.take(pa.array(valid_rows)))))
         scores = scorer.score(human.texts)
-        alone.append(classifier.auc(human.labels, scores))
-        combined.append(classifier.auc(human.labels, rule_keep + scores))
+        alone.append(auc(human.labels, scores))
+        combined.append(auc(human.labels, rule_keep + scores))
     mean = lambda v: round(float(np.mean(v)), 4)  # noqa: E731
     return {"positives": int(train_data.labels.sum()), "negatives": int(len(train_data) - train_data.labels.sum()),
             "own_valid_auc": mean(own), "human_auc": mean(alone), "human_auc_std": round(float(np.std(alone)), 4),
@@ -168,14 +188,14 @@ def bench_scoring(model_path: Path, texts: list[str], rounds: int = 3) -> dict:
     from curate.filters.classifier import ClassifierConfig, ClassifierFilter
     from curate.text.stats import Docs
 
-    scorer = classifier.QualityModel.load(model_path)
+    scorer = QualityModel.load(model_path)
     filt = ClassifierFilter(ClassifierConfig(model=model_path))
     raw = [t.replace("\n", " ") for t in texts]
     column = pa.array(texts, pa.large_string())
     docs = Docs(column, source=pa.array(["web", "text"] * (len(texts) // 2) + ["web"] * (len(texts) % 2)))
     def own_work():  # what the scorer adds around predict: normalise, find blanks, hand over strings
-        norm = classifier.normalize(column)
-        classifier.blank(norm)
+        norm = normalize(column)
+        blank(norm)
         norm.to_pylist()
 
     best = {"raw": float("inf"), "score": float("inf"), "filter": float("inf"), "own": float("inf")}
@@ -198,7 +218,7 @@ def bench(quick: bool = False) -> dict:
     """What scripts/bench.py reports: scoring throughput vs raw fastText predict."""
     with tempfile.TemporaryDirectory(prefix="curate-qc-bench-") as tmp:
         model = Path(tmp) / "quality.bin"
-        classifier.fit(agreement(), TrainParams(), 0, 0.0, model)
+        fit(agreement(), TrainParams(), 0, 0.0, model)
         return bench_scoring(model, bench_texts(1 if quick else 10), rounds=5)
 
 
@@ -232,7 +252,7 @@ def main() -> None:
 
     if "bootstrap" in only:
         rule_keep = rules_alone(human)
-        results["rules_alone"] = {**classifier.metrics(human.labels, rule_keep),
+        results["rules_alone"] = {**metrics(human.labels, rule_keep),
                                   "keep_rate": round(float(rule_keep.mean()), 4)}
         print("rules alone:", results["rules_alone"], flush=True)
         if not args.skip_run:

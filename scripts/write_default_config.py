@@ -30,23 +30,33 @@ def scalar(value) -> str:
     return text[:-4].strip() if text.endswith("\n...") else text.removesuffix("...").strip()
 
 
+def nested(value) -> bool:
+    """A mapping, or a list holding mappings or lists: written in block style, one entry a line."""
+    if isinstance(value, dict):
+        return bool(value)
+    return isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
+
+
+def block(value, pad: str) -> list[str]:
+    """`value` in YAML block style, indented by `pad`; collections of plain values stay on one line."""
+    text = yaml.safe_dump(value, default_flow_style=None, sort_keys=False, width=100, allow_unicode=True)
+    return [pad + line for line in text.splitlines()]
+
+
 def emit(model: BaseModel, indent: int, lines: list[str]) -> None:
     pad = "  " * indent
+    dumped = model.model_dump(mode="json")
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         note = f"  # {field.description}" if field.description else ""
         if isinstance(value, BaseModel):
             lines.append(f"{pad}{name}:{note}")
             emit(value, indent + 1, lines)
-            continue
-        dumped = value
-        if isinstance(value, BaseModel):
-            dumped = value.model_dump(mode="json")
-        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], BaseModel):
-            dumped = [v.model_dump(mode="json") for v in value]
+        elif nested(dumped[name]):
+            lines.append(f"{pad}{name}:{note}")
+            lines.extend(block(dumped[name], pad + "  "))
         else:
-            dumped = type(model).model_validate(model.model_dump()).model_dump(mode="json")[name]
-        lines.append(f"{pad}{name}: {scalar(dumped)}{note}")
+            lines.append(f"{pad}{name}: {scalar(dumped[name])}{note}")
 
 
 def render() -> str:

@@ -121,8 +121,6 @@ class ExtractStage(Stage):
         if reader is None:
             return readers.Doc(reason=f"extract:error:unknown_format:{row['format']}")
         origin = row["origin"]
-        if origin in self.poisoned:  # it hung a worker before: do not try it again
-            return readers.Doc(reason="extract:error:timeout")
         if reader.format in COSTLY_FORMATS:
             self.heartbeat(origin)
         try:
@@ -152,7 +150,7 @@ class ExtractStage(Stage):
             cols["origin"].append(origin)
             cols["text"].append(doc.text)
             cols["source"].append(doc.source or self._source_for(path, reader.source if reader else "text"))
-            cols["url"].append(doc.url if doc.url is not None else row["url"])
+            cols["url"].append(readers.clean_url(doc.url if doc.url is not None else row["url"]))
             cols["meta"].append(_json(meta))
             cols["lang"].append(doc.lang)
             reasons.append(reason)

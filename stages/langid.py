@@ -21,11 +21,7 @@ this is at least as accurate as the raw text, per document and per line (tests/t
 
 from __future__ import annotations
 
-import functools
 import importlib.util
-import mmap
-import os
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +30,14 @@ import pyarrow.compute as pc
 import regex
 from pydantic import Field, model_validator
 
-from curate import schema
+from curate import fasttext_model, schema
 from curate.config import ResourcePath, Section
 from curate.errors import UserError
+from curate.fasttext_model import LABEL_PREFIX
 from curate.stage import Result, Stage, split
 from curate.text.stats import WS, as_text, to_numpy
 
-LABEL_PREFIX = "__label__"
 CODE_PREFIX = "code:"
-FASTTEXT_MAGIC = 793712314
 
 
 def packaged_model() -> Path:
@@ -54,89 +49,10 @@ def packaged_model() -> Path:
     return Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz"
 
 
-@functools.lru_cache(maxsize=8)
-def _labels_cached(path: str, size: int, mtime: float) -> frozenset[str]:
-    return _read_labels(Path(path))
-
-
 def model_labels(path: Path) -> frozenset[str]:
-    """The labels of a fastText model file, after checking that it is a complete fastText model.
-
-    fastText itself crashes (or allocates without bound) on a truncated or corrupt file, so the
-    file's structure is walked here first: header, dictionary, matrices, and the size they add
-    up to. Raises ValueError with a one-line explanation.
-    """
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise ValueError(f"cannot read language-ID model {path}: {e.strerror}") from None
-    return _labels_cached(str(path), st.st_size, st.st_mtime)
-
-
-def _read_labels(path: Path) -> frozenset[str]:
-    what = f"language-ID model {path}"
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise ValueError(f"{what} is empty")
-        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    pos = 0
-
-    def take(fmt: str) -> tuple:
-        nonlocal pos
-        size = struct.calcsize(fmt)
-        if pos + size > len(data):
-            raise ValueError(f"{what} is truncated (a partial download?)")
-        values = struct.unpack_from(fmt, data, pos)
-        pos += size
-        return values
-
-    def skip(n: int) -> None:
-        nonlocal pos
-        if n < 0 or pos + n > len(data):
-            raise ValueError(f"{what} is truncated or corrupt")
-        pos += n
-
-    def matrix(quantized: bool) -> None:
-        if quantized:  # product-quantized rows (.ftz): codes and 256 centroids per sub-space
-            (with_norms,) = take("<?")
-            rows, _cols = take("<qq")
-            (code_bytes,) = take("<i")
-            skip(code_bytes)
-            (dim, _, _, _) = take("<iiii")
-            skip(dim * 256 * 4)
-            if with_norms:
-                skip(rows)
-                (dim, _, _, _) = take("<iiii")
-                skip(dim * 256 * 4)
-        else:
-            rows, cols = take("<qq")
-            skip(rows * cols * 4)
-
-    magic, version = take("<ii")
-    if magic != FASTTEXT_MAGIC or version not in (11, 12):
-        raise ValueError(f"{what} is not a fastText model (bad header)")
-    take("<12id")  # training arguments
-    size, _n_words, n_labels, _n_tokens, prune_size = take("<iiiqq")
-    if size < 0 or n_labels <= 0 or size > len(data):
-        raise ValueError(f"{what} is corrupt (dictionary sizes)" if n_labels > 0 else f"{what} has no labels: not a classifier")
-    labels = []
-    for _ in range(size):
-        end = data.find(b"\0", pos)
-        if end < 0:
-            raise ValueError(f"{what} is truncated (in its dictionary)")
-        word = data[pos:end]
-        pos = end + 1
-        (_count, kind) = take("<qb")
-        if kind == 1:
-            labels.append(word.decode("utf-8", "replace").removeprefix(LABEL_PREFIX))
-    skip(8 * max(prune_size, 0))
-    (quantized,) = take("<?")
-    matrix(quantized)
-    (quantized,) = take("<?")
-    matrix(quantized)
-    if pos != len(data):
-        raise ValueError(f"{what} is corrupt ({len(data) - pos} bytes after the model)")
-    return frozenset(labels)
+    """The labels of a fastText language-ID model (en, de, ...), after checking the file
+    (curate/fasttext_model.py: fastText itself crashes on a truncated or corrupt one)."""
+    return frozenset(label.removeprefix(LABEL_PREFIX) for label in fasttext_model.inspect(path).labels)
 
 
 class LangIdConfig(Section):
@@ -151,7 +67,10 @@ class LangIdConfig(Section):
 
     @model_validator(mode="after")
     def _check_model(self):
-        labels = model_labels(self.model_path())
+        try:
+            labels = model_labels(self.model_path())
+        except UserError as e:  # a config error, reported against langid.model
+            raise ValueError(str(e)) from None
         unknown = [lang for lang in self.languages or () if lang not in labels]
         if unknown:
             raise ValueError(f"languages: {unknown[0]!r} is not a label of {self.model_path().name} "
@@ -208,13 +127,6 @@ def normalise(text: pa.Array) -> list[str]:
     return out
 
 
-def load_model(path: Path):
-    import fasttext
-
-    fasttext.FastText.eprint = lambda *args, **kwargs: None  # its load_model warning on stderr
-    return fasttext.load_model(str(path))
-
-
 class LangIdStage(Stage):
     name = "langid"
     Config = LangIdConfig
@@ -222,12 +134,7 @@ class LangIdStage(Stage):
 
     def __init__(self, config: LangIdConfig, work_dir=None):
         super().__init__(config, work_dir)
-        path = config.model_path()
-        try:
-            model_labels(path)  # never hand fastText a broken file: it would crash the worker
-        except ValueError as e:
-            raise UserError(str(e)) from None
-        self.model = load_model(path)
+        self.model = fasttext_model.load(config.model_path())  # checks the file first
         self.allowed = None if not config.languages else pa.array(sorted(set(config.languages)), pa.string())
 
     def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -242,10 +149,7 @@ class LangIdStage(Stage):
         n = batch.num_rows
         lang_in = pc.fill_null(batch.column("lang").cast(pa.string()), "")
         is_code = to_numpy(pc.starts_with(lang_in, CODE_PREFIX)).astype(bool)
-        poisoned = np.zeros(n, bool)
-        if self.poisoned:
-            poisoned = to_numpy(pc.is_in(batch.column("origin"), pa.array(sorted(self.poisoned)))).astype(bool)
-        todo = np.flatnonzero(~is_code & ~poisoned)
+        todo = np.flatnonzero(~is_code)
         langs, scores = self.predict(normalise(batch.column("text").take(pa.array(todo, pa.int64()))))
         lang = np.array(to_numpy(lang_in).astype(object))
         lang[~is_code] = None
@@ -253,7 +157,6 @@ class LangIdStage(Stage):
         score = np.full(n, np.nan, np.float32)
         score[todo] = scores
         reasons = np.full(n, None, object)
-        reasons[poisoned] = "langid:error:timeout"
         low = np.zeros(n, bool)
         low[todo] = scores < np.float32(self.config.min_score)
         reasons[low] = "langid:low_score"

@@ -32,7 +32,6 @@ from curate.stage import Result, Stage, split
 from curate.text.stats import Docs, as_text, to_numpy
 from curate.text.words import WordSplitter
 
-TIMEOUT = "quality:error:timeout"
 
 
 class _QualityBase(Section):
@@ -79,16 +78,13 @@ class QualityStage(Stage):
         n = batch.num_rows
         text = as_text(batch.column("text"))
         source = to_numpy(pc.fill_null(batch.column("source"), "text")).astype(object)
-        active = np.ones(n, bool)
-        if self.poisoned:
-            active = ~to_numpy(pc.is_in(batch.column("origin"), pa.array(sorted(self.poisoned)))).astype(bool)
         docs = Docs(text, batch.column("lang"), self.splitter, self.config.default_lang, url=batch.column("url"),
                     source=batch.column("source"))
         signals = {column: np.full(n, np.nan, np.float32) for column in self.signal_columns}
         columns = {column: np.full(n, None, object) for f in self.filters for column in f.columns}
         counters: dict = {}
         for f in self.filters:
-            rows = np.flatnonzero(active & np.isin(source, f.applies_to()))
+            rows = np.flatnonzero(np.isin(source, f.applies_to()))
             if len(rows) == 0:
                 continue
             sub = docs if len(rows) == n else docs.take(rows)
@@ -107,7 +103,7 @@ class QualityStage(Stage):
                 signals[column][rows] = measured[column]
             for column in f.columns:
                 columns[column][rows] = measured[column]
-        reasons = self._decide(signals, active)
+        reasons = self._decide(signals, n)
         keep = pc.is_null(reasons)
         table = batch
         for column, values in signals.items():
@@ -125,11 +121,10 @@ class QualityStage(Stage):
             counters["bytes_cut_from_kept_text"] = rewritten
         return Result(kept, removed, counters)
 
-    def _decide(self, signals: dict[str, np.ndarray], active: np.ndarray) -> pa.Array:
+    def _decide(self, signals: dict[str, np.ndarray], n: int) -> pa.Array:
         """The reason of each document: the first rule that fires (null: kept)."""
-        reasons = np.full(len(active), None, object)
-        reasons[~active] = TIMEOUT
-        open_ = active.copy()
+        reasons = np.full(n, None, object)
+        open_ = np.ones(n, bool)
         for f in self.filters:
             for rule, threshold in f.thresholds():
                 fired = open_ & rule.fires(signals[rule.signal], threshold)

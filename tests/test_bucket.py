@@ -18,7 +18,7 @@ from curate import config
 from curate.stages.bucket import signals
 from curate.errors import UserError
 from curate.worker import atomic_write_json
-from curate.stages.bucket import SIGNAL_COLUMNS, BucketConfig, BucketStage, Range, Rule
+from curate.stages.bucket import SIGNAL_COLUMNS, BucketConfig, BucketStage, Range, BucketRule
 from conftest import corpus
 
 MATH = (
@@ -103,10 +103,10 @@ def test_rules_first_match_wins_with_sources_prefixes_and_ranges():
         order=["kids", "rest", "maths", "python"],
         default="rest",
         rules=[
-            Rule(bucket="python", when={"lang": ["code:python"]}),
-            Rule(bucket="maths", when={"source": ["academic"]}),
-            Rule(bucket="maths", when={"lang": ["code:*"], "bucket_math_density": Range(min=0.01)}),
-            Rule(bucket="kids", when={"bucket_readability": Range(min=80), "quality_score": Range(min=0.5)}),
+            BucketRule(bucket="python", when={"lang": ["code:python"]}),
+            BucketRule(bucket="maths", when={"source": ["academic"]}),
+            BucketRule(bucket="maths", when={"lang": ["code:*"], "bucket_math_density": Range(min=0.01)}),
+            BucketRule(bucket="kids", when={"bucket_readability": Range(min=80), "quality_score": Range(min=0.5)}),
         ],
     )
     texts = [CODE, BUREAUCRATIC, "x = 1 + 2 and y = 3 * 4", ENCYCLOPEDIA, ENCYCLOPEDIA, ENCYCLOPEDIA]
@@ -122,7 +122,7 @@ def test_rules_first_match_wins_with_sources_prefixes_and_ranges():
 
 def test_conditions_on_missing_columns_are_skipped_and_counted():
     cfg = BucketConfig(order=["good", "other"], default="other",
-                       rules=[Rule(bucket="good", when={"quality_score": Range(min=0.5), "lang": ["en"]})])
+                       rules=[BucketRule(bucket="good", when={"quality_score": Range(min=0.5), "lang": ["en"]})])
     t = table([ENCYCLOPEDIA, ENCYCLOPEDIA], lang=["en", "de"]).drop_columns(["lang"])
     result = BucketStage(cfg).process(t)  # neither langid nor quality ran
     assert buckets_of(result) == ["good", "good"]
@@ -131,12 +131,12 @@ def test_conditions_on_missing_columns_are_skipped_and_counted():
 
 def test_a_range_on_a_string_column_is_an_error():
     # Upstream columns of unknown type are checked on the batch...
-    cfg = BucketConfig(order=["a", "b"], default="b", rules=[Rule(bucket="a", when={"url_kind": Range(min=1)})])
+    cfg = BucketConfig(order=["a", "b"], default="b", rules=[BucketRule(bucket="a", when={"url_kind": Range(min=1)})])
     with pytest.raises(ValueError, match="url_kind is string, a range needs a numeric column"):
         BucketStage(cfg).process(table(["text"], url_kind=["blog"]))
     # ...schema columns in the config already.
     with pytest.raises(ValueError, match="source is a string"):
-        Rule(bucket="a", when={"source": Range(min=1)})
+        BucketRule(bucket="a", when={"source": Range(min=1)})
 
 
 def test_mix_counts_documents_and_characters_per_bucket_source_language():

@@ -109,3 +109,36 @@ def test_packaged_configs_load():
         from curate.cli.common import resolve_config
 
         assert config.load(resolve_config(name)).stages[-1] == "tokenize"
+
+
+# -- issue 19 item 8: a --set mistake names the --set option, not the config file ------------------
+@pytest.mark.parametrize("item, expect", [
+    ("quality.gopher.min_doc_word=80", "--set quality.gopher.min_doc_word=80: quality.gopher.min_doc_word: unknown key"),
+    ("quality.gopher.min_doc_words=many", "--set quality.gopher.min_doc_words=many: quality.gopher.min_doc_words: "),
+    ("run={'shard_mb': -1}", "--set run={'shard_mb': -1}: run.shard_mb: "),
+    ("stages=[extract, nope]", "--set stages=[extract, nope]: stages: unknown stage 'nope'"),
+])
+def test_set_mistakes_name_the_set_option(tmp_path, item, expect):
+    path = write(tmp_path, "stages: [extract, langid, quality]\n")
+    with pytest.raises(UserError) as e:
+        config.load(path, ["run.batch_docs=5", item])
+    assert str(e.value).startswith(expect) and str(path) not in str(e.value)
+    with pytest.raises(UserError, match=f"^{path}: quality.gopher.min_doc_words"):  # the file's own mistake
+        config.load(write(tmp_path, "quality:\n  gopher:\n    min_doc_words: many\n"), ["run.batch_docs=5"])
+
+
+def test_set_mistake_from_the_cli_is_one_line(tmp_path):
+    proc = subprocess.run(CURATE + ["stage", "quality", "--config", "demo", "--output", str(tmp_path / "o"),
+                                    "--set", "quality.gopher.min_doc_word=80"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("error: --set quality.gopher.min_doc_word=80: ") and "demo.yaml" not in proc.stderr
+
+
+# -- issue 19 item 14: nested defaults in block style, and the file still means the defaults ---------
+def test_default_yaml_writes_nested_values_in_block_style():
+    text = (Path(__file__).resolve().parents[1] / "configs" / "default.yaml").read_text()
+    values = [line.split("  # ", 1)[0] for line in text.splitlines()]
+    assert max(len(v) for v in values) <= 100, max(values, key=len)
+    assert "  rules:  # tried in order" in text and "    - bucket: code\n      when:\n        source: [code]\n" in text
+    assert config.load(None).dump() == config.pipeline_model()().model_dump(mode="json")

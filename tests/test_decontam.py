@@ -131,7 +131,7 @@ def test_gzip_parquet_and_text_items(tmp_path):
     ("missing.jsonl", b'{"q": "ok"}\n', "missing.jsonl:1: no field 'question'"),
     ("set.csv", b"a,b\n", "unknown evaluation set format"),
     ("bad.parquet", b"not parquet", "not a readable Parquet file"),
-    ("bad.txt.gz", b"not gzip", "not a gzip file"),
+    ("cut.txt.gz", gzip.compress(b"an item\n" * 100)[:30], "cut.txt.gz: cannot read"),  # compression by magic bytes
 ])
 def test_eval_file_errors_name_the_problem(tmp_path, name, content, message):
     path = tmp_path / name

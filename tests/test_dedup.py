@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate import schema
-from curate.stages.dedup import components, steps as dedup_steps, minhash
-from curate.stages.dedup import DedupConfig, DedupStage, make_plan, run_steps, write_pairs
+from curate.stages.dedup import components, steps, minhash
+from curate.stages.dedup import DedupConfig, DedupStage, make_job, run_steps, write_pairs
 
 from conftest import ROOT, corpus
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from dedup_reference import normalise_text, shingle_strings, union_find  # noqa: E402
 
 datasketch = pytest.importorskip("datasketch")
 
@@ -42,7 +46,7 @@ def run(tmp_path: Path, parts: list[list[dict]], **settings):
     config = DedupConfig(**settings)
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    plan = make_plan(config, work, tmp_path / "in", workers=2)
+    plan = make_job(config, work, tmp_path / "in", workers=2)
     report = run_steps(plan, local_map)
     stage = DedupStage(config, work)
     kept, removed = [], []
@@ -60,16 +64,16 @@ def words(n: int, seed: int) -> list[str]:
 
 
 def shingle_jaccard(a: str, b: str, n: int = 5) -> float:
-    sa = set(minhash.shingle_strings(minhash.normalise_text(a), n))
-    sb = set(minhash.shingle_strings(minhash.normalise_text(b), n))
+    sa = set(shingle_strings(normalise_text(a), n))
+    sb = set(shingle_strings(normalise_text(b), n))
     return len(sa & sb) / len(sa | sb)
 
 
 # -- minhash ---------------------------------------------------------------------------------
 def test_normalise_folds_case_punctuation_and_whitespace():
-    assert minhash.normalise_text("  Hello,   WORLD!!\n\tNew—line “quoted” l’été  ") == "hello world new line quoted l été"
-    assert minhash.normalise_text("¿Qué? ¡Sí! 日本語、テスト。 x²") == "qué sí 日本語 テスト x²"
-    assert minhash.normalise_text("...!!!") == ""
+    assert normalise_text("  Hello,   WORLD!!\n\tNew—line “quoted” l’été  ") == "hello world new line quoted l été"
+    assert normalise_text("¿Qué? ¡Sí! 日本語、テスト。 x²") == "qué sí 日本語 テスト x²"
+    assert normalise_text("...!!!") == ""
     buf, off = minhash.normalise(pa.array(["A b", None, "", "C.", " d "], pa.large_string()))
     assert [buf[off[i]: off[i + 1]].tobytes().decode() for i in range(5)] == ["a b", "", "", "c", "d"]
 
@@ -82,7 +86,7 @@ def test_signatures_equal_datasketch(unit, n):
     a, b = minhash.permutations(64, seed=3)
     sigs = minhash.signatures(hashes, s_off, a, b)
     for i, text in enumerate(texts):
-        shingles = minhash.shingle_strings(minhash.normalise_text(text), n, unit)
+        shingles = shingle_strings(normalise_text(text), n, unit)
         assert s_off[i + 1] - s_off[i] == len(shingles)
         m = datasketch.MinHash(num_perm=64, seed=3, scheme="legacy", hashfunc=lambda s: minhash.shingle_hash(s, unit))
         m.update_batch(shingles)
@@ -113,7 +117,7 @@ def test_optimal_param_equals_datasketch():
 def test_bucket_pairs_all_pairs_small_star_large():
     bkey = np.array([7, 7, 7, 9, 9, 9, 9, 5], np.uint64)
     doc = np.array([3, 1, 2, 10, 13, 11, 12, 4], np.int64)
-    a, b = dedup_steps.bucket_pairs(bkey, doc, max_bucket=3)
+    a, b = steps.bucket_pairs(bkey, doc, max_bucket=3)
     assert sorted(zip(a.tolist(), b.tolist())) == [(1, 2), (1, 3), (2, 3), (10, 11), (10, 12), (10, 13)]
 
 
@@ -123,7 +127,7 @@ def test_components_match_union_find():
     v = rng.integers(0, 400, 300) * 1000
     u, v = u[u != v], v[u != v]
     nodes, labels = components.components(u, v)
-    ref_nodes, ref_labels = components.union_find(u, v)
+    ref_nodes, ref_labels = union_find(u, v)
     assert np.array_equal(nodes, ref_nodes) and np.array_equal(labels, ref_labels)
     star_u, star_v = components.contract(u, v)
     assert star_u.size < u.size
@@ -134,7 +138,7 @@ def test_components_match_union_find():
 def test_exact_jaccard_of_sets():
     a = (np.array([1, 2, 3, 4, 5, 9], np.uint64), np.array([0, 4, 6]))
     b = (np.array([2, 3, 4, 6, 9], np.uint64), np.array([0, 4, 5]))
-    assert dedup_steps.exact_jaccard(a, b).tolist() == [3 / 5, 1 / 2]
+    assert steps.exact_jaccard(a, b).tolist() == [3 / 5, 1 / 2]
 
 
 # -- the stage -------------------------------------------------------------------------------
@@ -196,7 +200,7 @@ def test_prepare_resumes_after_losing_intermediate_files(tmp_path):
     config = DedupConfig()
     work = tmp_path / "work"
     work.mkdir()
-    plan = make_plan(config, work, tmp_path / "in", workers=1)
+    plan = make_job(config, work, tmp_path / "in", workers=1)
     assert plan.groups == 2
     run_steps(plan, local_map)
     before = {p.name: pq.read_table(p) for p in sorted((work / "decisions").glob("*.parquet"))}
@@ -210,20 +214,20 @@ def test_prepare_resumes_after_losing_intermediate_files(tmp_path):
         calls.extend((fn.__name__, bool(r.get("skipped"))) for r in out)
         return out
 
-    run_steps(make_plan(config, work, tmp_path / "in", workers=5), recording_map)
+    run_steps(make_job(config, work, tmp_path / "in", workers=5), recording_map)
     redone = [name for name, skipped in calls if not skipped]
     assert sorted(redone) == ["decide", "sign", "sign"]  # part-00001, and the part whose band file went
     after = {p.name: pq.read_table(p) for p in sorted((work / "decisions").glob("*.parquet"))}
     assert after.keys() == before.keys() and all(after[k].equals(before[k]) for k in before)
-    assert make_plan(config, work, tmp_path / "in", workers=5).groups == 2  # --workers changed, groups did not
+    assert make_job(config, work, tmp_path / "in", workers=5).groups == 2  # --workers changed, groups did not
 
 
 def test_quality_generator_small(tmp_path, monkeypatch):
     """A small run of scripts/dedup_quality.py's generator and scorer through the steps (with
     tiny chunks, so compare and exact work through many slices of pairs)."""
     corpus("web", "jsonl")
-    monkeypatch.setattr(dedup_steps, "PAIR_CHUNK", 50)
-    monkeypatch.setattr(dedup_steps, "JACCARD_PAIRS", 7)
+    monkeypatch.setattr(steps, "PAIR_CHUNK", 50)
+    monkeypatch.setattr(steps, "JACCARD_PAIRS", 7)
     spec = importlib.util.spec_from_file_location("dedup_quality", ROOT / "scripts" / "dedup_quality.py")
     dq = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dq)
@@ -234,7 +238,7 @@ def test_quality_generator_small(tmp_path, monkeypatch):
     config = DedupConfig()
     work = tmp_path / "work"
     work.mkdir()
-    plan = make_plan(config, work, tmp_path / "in", workers=2)
+    plan = make_job(config, work, tmp_path / "in", workers=2)
     run_steps(plan, local_map)
     write_pairs(plan, tmp_path / "pairs")
     result = dq.score(dq.read_pairs(tmp_path / "pairs"), truth, families, where, 0.8)

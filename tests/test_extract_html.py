@@ -83,28 +83,28 @@ def test_modes_extract_the_article(mode):
 
 
 def test_adaptive_reruns_when_fast_text_is_short(monkeypatch):
-    from curate.readers import html_text as htmltext
+    from curate.readers import html_text
 
     calls = []
     fast_text = {"value": "x"}
-    monkeypatch.setattr(htmltext, "_trafilatura",
+    monkeypatch.setattr(html_text, "_trafilatura",
                         lambda tree, s, url, fast: calls.append(fast) or (fast_text["value"] if fast else "full text"))
     small = parse(article(n=4))[0]  # about 400 visible characters
-    assert htmltext.main_text(small, HtmlConfig()) == ("full text", True) and calls == [True, False]
+    assert html_text.main_text(small, HtmlConfig()) == ("full text", True) and calls == [True, False]
     calls.clear()
     off = HtmlConfig(rerun_below_share=0.0, rerun_small_below_share=0.0)
-    assert htmltext.main_text(small, off) == ("x", False) and calls == [True]
+    assert html_text.main_text(small, off) == ("x", False) and calls == [True]
     # an index page (mostly link text) has no article for the full pass to find
     links = parse("<html><body><ul>" + "".join(f'<li><a href="/p{i}">Chapter {i} of the book</a></li>'
                                                for i in range(200)) + "</ul></body></html>")[0]
     calls.clear()
-    assert htmltext.main_text(links, HtmlConfig()) == ("x", False) and calls == [True]
-    assert htmltext.link_share(links) > 0.9 and htmltext.link_share(small) < 0.1  # nav links only
+    assert html_text.main_text(links, HtmlConfig()) == ("x", False) and calls == [True]
+    assert html_text.link_share(links) > 0.9 and html_text.link_share(small) < 0.1  # nav links only
     # a fifth of the page: rerun on a small page (share 0.3), not on a large one (share 0.1)
     large = parse(article(n=80))[0]
     for tree, rerun in ((small, True), (large, False)):
         fast_text["value"] = "y" * (visible_chars(tree) // 5)
-        assert htmltext.main_text(tree, HtmlConfig())[1] is rerun
+        assert html_text.main_text(tree, HtmlConfig())[1] is rerun
 
 
 def test_visible_chars_ignores_scripts():

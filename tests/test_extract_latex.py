@@ -253,3 +253,48 @@ def test_openlogic_sections_are_documents_and_chapters_are_not():
     section, _ = parse_path(root / "set-theory" / "story" / "extensionality.tex")
     assert section is None
     assert parse_path(root / "set-theory" / "story" / "story.tex")[0] == "extract:latex:no_text"
+
+
+# -- issue 19 item 3: every root of a source tree is a document, or a removed record -----------------
+def extract_dir(root: Path):
+    """Discovery, the readers and the extract stage over a directory, as a run does them."""
+    import pyarrow as pa
+
+    from curate import readers as all_readers
+    from curate.discover import discover
+    from curate.stages.extract import ExtractStage
+
+    units = [u for f in discover(root) for u in all_readers.get(f.format).read(root / f.rel, f.rel)]
+    return ExtractStage(ExtractConfig()).process(pa.Table.from_pylist(units, schema=all_readers.UNIT_SCHEMA))
+
+
+def test_roots_that_input_their_own_name_are_documents_each(tmp_path):
+    folder = tmp_path / "in" / "roots"
+    folder.mkdir(parents=True)
+    for i in range(35):
+        (folder / f"r{i:02d}.tex").write_text(paper(f"Paper {i} says this. {PROSE}\n\\input{{r{i:02d}}}"))
+    result = extract_dir(tmp_path / "in")
+    assert result.removed.num_rows == 0
+    texts = result.kept.column("text").to_pylist()
+    assert len(texts) == 35 and all(f"Paper {i} says" in texts[i] for i in range(35))
+
+
+def test_a_tree_with_several_roots_gives_one_document_per_root(tmp_path):
+    tree = tmp_path / "in" / "paper"
+    (tree / "sections").mkdir(parents=True)
+    (tree / "main.tex").write_text(paper("Main paper. \\input{sections/intro}\n\\input{appendix}"))
+    (tree / "supplement.tex").write_text(paper("Supplementary material. \\input{sections/intro}"))
+    (tree / "appendix.tex").write_text(paper(f"Appendix, also compiled alone. {PROSE}"))  # a root main includes
+    (tree / "sections" / "intro.tex").write_text(f"Shared introduction. {PROSE}\n")
+    assert reader.claims_dir(tree)
+    result = extract_dir(tmp_path / "in")
+    assert result.removed.num_rows == 0
+    kept = {row["origin"]: row for row in result.kept.to_pylist()}
+    assert set(kept) == {"paper#1", "paper#2"}
+    main, supplement = kept["paper#1"]["text"], kept["paper#2"]["text"]
+    assert "Main paper." in main and "Shared introduction." in main and "Appendix, also" in main
+    assert "Supplementary material." in supplement and "Shared introduction." in supplement
+    assert "Main paper." not in supplement and "Appendix" not in supplement
+    import json
+
+    assert [json.loads(kept[o]["meta"])["main_file"] for o in ("paper#1", "paper#2")] == ["main.tex", "supplement.tex"]

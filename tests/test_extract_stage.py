@@ -19,6 +19,7 @@ import pytest
 from conftest import ROOT, corpus
 from curate import readers
 from curate.stages.extract import ExtractConfig, ExtractStage
+from curate.worker import quarantine
 
 PAGE = "<html><head><title>P</title></head><body><article>" + "<p>Real words in a paragraph of the page.</p>" * 20 + "</article></body></html>"
 
@@ -44,6 +45,7 @@ def test_heartbeat_before_costly_parses_and_poisoned_origins():
         {"origin": "x.tex", "fmt": "latex", "payload": b"not a packed tree"},
         {"origin": "m.py", "fmt": "code", "payload": b"print('hi')\n"},
     ])
+    batch, _ = quarantine(stage, batch, units=True)  # what the worker does before process()
     result = stage.process(batch)
     assert stage.beats == ["p.html", "x.tex"]  # costly formats only; the poisoned one is not tried
     removed = dict(zip(result.removed.column("origin").to_pylist(), result.removed.column("reason").to_pylist()))
@@ -148,6 +150,7 @@ from pathlib import Path
 from curate import discover
 from curate.worker import ShardTask, input_tables
 from curate.stages.extract import ExtractConfig, ExtractStage
+from curate.worker import quarantine
 root = Path(sys.argv[1])
 stage = ExtractStage(ExtractConfig())
 task = ShardTask("part-00000", input_root=str(root), files=discover.discover(root))

@@ -11,6 +11,7 @@ from pathlib import Path
 import brotli
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -177,3 +178,72 @@ def test_all_warc_test_files_read_without_crashing():
     for name, least in (("resiliparse__tests__data__warcfile.warc.lz4", 16), ("warcio__test__data__example.arc.gz", 1),
                         ("ukwa__warc-indexer__src__test__resources__compression__transfer_compression_brotli.warc.gz", 1)):
         assert sum(u["error"] is None for u in units(root / name)) >= least, name
+
+
+# -- issue 19 item 1: WARC 1.0 writers bracket the target URI ------------------------------------
+def test_urls_lose_angle_brackets_and_whitespace(tmp_path):
+    assert readers.clean_url(" <https://a.example/x> ") == "https://a.example/x"
+    assert readers.clean_url("<  http://b.example/ >") == "http://b.example/"
+    assert readers.clean_url("http://c.example/<y>") == "http://c.example/<y>"  # only a bracketing pair
+    assert readers.clean_url("  ") is None and readers.clean_url("<>") is None and readers.clean_url(None) is None
+    buf = io.BytesIO()
+    response(WARCWriter(buf, gzip=False), "<http://a.example/bracketed>", page(1))
+    path = tmp_path / "old.warc"
+    path.write_bytes(buf.getvalue())
+    assert units(path)[0]["url"] == "http://a.example/bracketed"
+    # every reader's URL, whatever the format: a JSONL `url` too
+    jsonl = [readers.unit("a.jsonl#1", "jsonl", b'{"text": "some words here", "url": " <https://j.example/p> "}')]
+    assert extract(jsonl).kept.column("url").to_pylist() == ["https://j.example/p"]
+
+
+@pytest.mark.corpora
+def test_bracketed_target_uris_of_a_real_warc_match_the_domain_block_list(tmp_path):
+    from curate.filters.url import UrlConfig, UrlFilter
+    from curate.text.stats import Docs
+
+    kept = extract(units(corpus("web", "warc") / "dolma__sample-0000.warc.gz")).kept
+    urls = kept.column("url").to_pylist()
+    assert urls and not any(u.startswith("<") or u.endswith(">") for u in urls)
+    blocked = tmp_path / "domains.txt"
+    blocked.write_text("semanticscholar.org\n")
+    hits = UrlFilter(UrlConfig(domains=blocked)).measure(Docs(kept.column("text"), url=kept.column("url")))
+    assert hits["url_domain_hits"].sum() == sum("semanticscholar.org/" in u for u in urls) > 0
+
+
+# -- issue 19 item 2: ARC records have no record id; none is made up -----------------------------
+@pytest.mark.corpora
+def test_arc_records_read_the_same_every_time():
+    path = corpus("web", "warc") / "warcio__test__data__example.arc"
+    first, second = units(path), units(path)
+    assert first == second
+    assert not any("warc_record_id" in orjson.loads(u["meta"]) for u in first)  # warcio invents one per read
+    warc_units = units(corpus("web", "warc") / "warcio__test__data__example.warc")
+    assert all(orjson.loads(u["meta"])["warc_record_id"].startswith("<urn:uuid:") for u in warc_units)
+
+
+@pytest.mark.corpora
+@pytest.mark.slow
+def test_two_runs_over_warc_and_arc_give_identical_data_files(tmp_path, cli):
+    src = tmp_path / "in"
+    src.mkdir()
+    root = corpus("web", "warc")
+    for name in ("warcio__test__data__example.arc", "pywb__sample_archive__warcs__example.arc.gz",
+                 "dolma__sample-0000.warc.gz", "whirlwind__whirlwind.warc.gz", "whirlwind__whirlwind.warc.wet.gz",
+                 "warcio__test__data__example.warc.gz"):
+        (src / name).write_bytes((root / name).read_bytes())
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text("stages: [extract, langid, quality, dedup]\nrun:\n  shard_mb: 0.05\n")
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        result = cli("run", "--config", cfg, "--input", src, "--output", out, "--workers", "2")
+        assert result.exit_code == 0, result.output
+
+    def data_files(out: Path) -> dict[str, bytes]:
+        return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.parquet"))
+                if "_work" not in p.relative_to(out).parts}
+
+    a, b = data_files(outs[0]), data_files(outs[1])
+    assert len(a) > 8 and a.keys() == b.keys()
+    assert [name for name in a if a[name] != b[name]] == []
+    arc = pa.concat_tables([pq.read_table(outs[0] / p) for p in a if p.startswith("extract/part-")])
+    assert any(o.startswith("warcio__test__data__example.arc#") for o in arc.column("origin").to_pylist())

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from curate import config as config_mod
 from curate import schema
 from curate.errors import UserError
+from curate.worker import quarantine
 from curate.stages.langid import LangIdConfig, LangIdStage, model_labels, normalise, packaged_model
 
 from conftest import corpus
@@ -58,8 +59,10 @@ def test_removal_reasons_in_order():
     stage = LangIdStage(LangIdConfig(languages=["en", "de"], min_score=0.65))
     stage.poisoned = {"doc4"}
     texts = [TEXTS["en"], TEXTS["fr"], "zz qq xx 42", TEXTS["de"], TEXTS["en"]]
-    result = stage.process(table(texts))
+    batch, timed_out = quarantine(stage, table(texts), units=False)  # the worker takes out doc4
+    result = stage.process(batch)
     reasons = dict(zip(result.removed.column("origin").to_pylist(), result.removed.column("reason").to_pylist()))
+    reasons.update(zip(timed_out.column("origin").to_pylist(), timed_out.column("reason").to_pylist()))
     assert reasons == {"doc1": "langid:not_allowed:fr", "doc2": "langid:low_score", "doc4": "langid:error:timeout"}
     assert result.kept.column("lang").to_pylist() == ["en", "de"]
     removed = result.removed.to_pydict()

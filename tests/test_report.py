@@ -644,3 +644,102 @@ def test_html_renders_in_headless_chromium(handmade, page, tmp_path):
     for hex_color in ("#4c78a8", "#e45756"):
         rgb = np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)])
         assert (np.abs(img - rgb).sum(axis=2) < 12).sum() > 500, hex_color
+
+
+# ------------------------------------------------------------------ issue 19 items 10-12: readable signals
+
+
+def _signal_plot(kept, removed, edges, rules_=(), own=None, stage="quality", signal="sig"):
+    hist = {"edges": list(edges), "kept": list(kept), "removed": list(removed), "count": int(sum(kept) + sum(removed))}
+    return summary.SignalPlot(stage, signal, hist, list(rules_), removed_own=own)
+
+
+def _renderer(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _extents(fig, artists):
+    renderer = _renderer(fig)
+    return [a.get_window_extent(renderer) for a in artists if a.get_visible() and a.get_text()]
+
+
+def test_skewed_histograms_use_a_log_scale_and_labels_stay_off_the_bars():
+    from curate.report import plots
+
+    edges = np.linspace(0, 20000, 31)
+    spike = [600] + [12, 8, 5, 3, 2] + [0] * 23 + [1]  # one spike at 0 and a long tail: log
+    bound = rules.BoundRule("quality", "gopher", Rule("min_doc_words", "gopher_words", "lt", "min_doc_words"), 50.0)
+    top = rules.BoundRule("quality", "gopher", Rule("max_doc_words", "gopher_words", "gt", "max_doc_words"), 100.0)
+    fig = plots.signal_figure(_signal_plot(spike, [40] + [0] * 29, edges, [bound, top], own=[40] + [0] * 29))
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    area = ax.get_window_extent(_renderer(fig))
+    labels = [t for t in ax.texts + fig.texts if "min_doc_words" in t.get_text() or "max_doc_words" in t.get_text()]
+    assert len(labels) == 2
+    for box in _extents(fig, labels):  # threshold labels sit above the plot area, never over the bars
+        assert box.y0 >= area.y1 - 1
+    boxes = _extents(fig, labels)
+    assert not boxes[0].overlaps(boxes[1])  # two close thresholds do not print over each other
+    ticks = _extents(fig, ax.get_xticklabels())
+    assert len(ticks) >= 3 and not any(a.overlaps(b) for a, b in zip(ticks, ticks[1:]))
+    even = [20, 25, 30, 28, 22, 18, 15] + [0] * 23  # a plain distribution keeps linear counts
+    assert plots.signal_figure(_signal_plot(even, [0] * 30, np.linspace(0, 1, 31))).axes[0].get_yscale() == "linear"
+
+
+def test_removed_bars_count_only_the_signals_own_rule(handmade):
+    out, data = handmade
+    s = summary.summarize(RunDir(out))
+    ratio = next(p for p in s.signals if p.signal == "fake_ratio")
+    words = next(p for p in s.signals if p.signal == "fake_words")
+    q = data["qreason"][data["in_quality"]]
+    assert sum(ratio.removed_own) == int((q == "quality:fake:max_ratio").sum())
+    assert sum(words.removed_own) == int((q == "quality:fake:min_words").sum())
+    assert sum(ratio.hist["removed"]) > sum(ratio.removed_own)  # min_words and others removed the rest
+    assert all(o <= r for o, r in zip(ratio.removed_own, ratio.hist["removed"]))
+    readability = next(p for p in s.signals if p.signal == "bucket_readability")
+    assert readability.removed_own is None  # no rule removes on it
+
+
+def test_a_disabled_threshold_says_no_threshold(handmade, tmp_path):
+    off = rules.BoundRule("quality", "code", Rule("min_alpha_frac", "code_alpha_frac", "lt", "min_alpha_frac"), None)
+    assert off.describe() == "no threshold"
+    assert rules.BoundRule("quality", "code", off.rule, 0.25).describe() == "code_alpha_frac < 0.25"
+    out, _ = handmade
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    run = json.loads((copy / "run.json").read_text())
+    run["config"]["quality"]["fake"]["max_ratio"] = None
+    atomic_write_json(copy / "run.json", run)
+    result = invoke("report", copy, "--no-html")
+    assert "max_ratio: no threshold" in result.output and "< off" not in result.output and "> off" not in result.output
+
+
+# ------------------------------------------------------------------ issue 19 item 13: inspect reads top-down
+
+
+def test_inspect_shows_the_reason_and_its_signal_first_then_the_text_then_the_rest(handmade):
+    out, data = handmade
+    result = invoke("inspect", out, "--stage", "quality", "--reason", "quality:fake:max_ratio", "-n", "1")
+    assert result.exit_code == 0, result.output
+    text = result.output
+    fired = re.search(r"fake_ratio = ([\d.]+) > 0\.45 \(quality\.fake\.max_ratio\)", text)
+    assert fired and float(fired.group(1)) > 0.45
+    reason = text.index("quality:fake:max_ratio")
+    words = re.search(r"\bw\d+ w\d+", text)  # the generated text
+    others = text.index("fake_words ")
+    assert reason < fired.start() < words.start() < others
+
+
+def test_inspect_dedup_lines_members_up_and_explains_cluster_ids(handmade):
+    out, _ = handmade
+    result = invoke("inspect", out, "--stage", "dedup", "-n", "1")
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "cluster 100: 5 documents" in text
+    assert re.search(r"dup_size\s*│\s*5\s*│\s*5\s*│\s*5\s*│", text)  # one row per field, every member in it
+    assert re.search(r"dup_of\s*│\s*—\s*│\s*0+\w+\s*│", text)  # the kept member has none: a dash keeps the row
+    assert "dup_cluster" in text and "key" in text.split("cluster 100")[0]  # what the id is, said before it

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate import config, megatron, schema
-from curate.stages.tokenize import bpe, shards as tokenshards
+from curate.stages.tokenize import bpe, shards
 from curate.errors import UserError
 from curate.worker import atomic_write_json
 from curate.stages.tokenize import TokenizeConfig, TokenizeStage
@@ -83,7 +83,7 @@ def map_here(fn, items, desc=""):
 
 
 def run_tokenize(root: Path, parts: list[pa.Table], cfg: TokenizeConfig, order: list[str] | None) -> dict:
-    """What the runner does for the tokenize stage, in this process: prepare, process each part, finish."""
+    """What the pipeline driver does for the tokenize stage, in this process: prepare, process each part, finish."""
     src, shards = root / "bucket", root / "shards"
     src.mkdir(parents=True, exist_ok=True)
     (shards / "_work").mkdir(parents=True, exist_ok=True)
@@ -189,9 +189,9 @@ def test_a_named_tokenizer_is_checked_and_copied(tmp_path, tokenizer_file):
 
 
 def test_cut_fills_shards_up_to_the_limit():
-    shard = tokenshards._cut(np.array([3, 3, 3, 10, 1, 1, 4]), 6)
+    shard = shards._cut(np.array([3, 3, 3, 10, 1, 1, 4]), 6)
     assert shard.tolist() == [0, 0, 1, 2, 3, 3, 3]  # 6 | 3 | 10 alone | 6
-    assert tokenshards._cut(np.array([], dtype=np.int64), 6).size == 0
+    assert shards._cut(np.array([], dtype=np.int64), 6).size == 0
 
 
 def _parts_for_plan(tmp_path: Path, sizes: list[list[tuple[str, int]]]) -> list[Path]:
@@ -207,11 +207,11 @@ def test_plan_orders_buckets_and_shuffles_deterministically(tmp_path):
     rng = random.Random(0)
     sizes = [[(rng.choice(["easy", "code", "zeta"]), rng.randint(1, 50)) for _ in range(200)] for _ in range(3)]
     parts = _parts_for_plan(tmp_path, sizes)
-    plain = tokenshards.make_plan(parts, ["easy", "general", "code"], 500, shuffle=False, seed=0)
+    plain = shards.make_layout(parts, ["easy", "general", "code"], 500, shuffle=False, seed=0)
     assert plain.buckets == ["easy", "code", "zeta"]  # empty buckets dropped, unknown ones last
-    a = tokenshards.make_plan(parts, ["easy", "general", "code"], 500, shuffle=True, seed=0)
-    b = tokenshards.make_plan(parts, ["easy", "general", "code"], 500, shuffle=True, seed=0)
-    c = tokenshards.make_plan(parts, ["easy", "general", "code"], 500, shuffle=True, seed=1)
+    a = shards.make_layout(parts, ["easy", "general", "code"], 500, shuffle=True, seed=0)
+    b = shards.make_layout(parts, ["easy", "general", "code"], 500, shuffle=True, seed=0)
+    c = shards.make_layout(parts, ["easy", "general", "code"], 500, shuffle=True, seed=1)
     assert a.digest == b.digest != c.digest != plain.digest
     for p in (plain, a):
         assert sum(s.documents for s in p.shards) == 600
@@ -292,8 +292,8 @@ def test_int32_tokens_when_the_vocabulary_needs_them(tmp_path, tokenizer_file):
     stage = TokenizeStage(TokenizeConfig(tokenizer=tokenizer_file))
     part = tmp_path / "part-00000.parquet"
     pq.write_table(stage.process(docs_table(TRICKY, ["b"] * len(TRICKY), "i")).kept, part)
-    plan = tokenshards.make_plan([part], ["b"], 10**9, shuffle=False, seed=0)
-    files = tokenshards.build(plan, tmp_path, tmp_path / "work", "int32")
+    plan = shards.make_layout([part], ["b"], 10**9, shuffle=False, seed=0)
+    files = shards.build(plan, tmp_path, tmp_path / "work", "int32")
     docs, _, code = read_mmidx(tmp_path / files["b"][0].prefix)
     assert code == 4
     assert [d.tolist() for d in docs] == pq.read_table(part).column("tokens").to_pylist()
@@ -309,7 +309,7 @@ def test_training_and_shards_are_deterministic_and_resume_after_a_crash(tmp_path
     assert any(name.endswith(".bin") for name in expected) and "tokenizer.json" in expected
 
     # A gather that dies after two shards: the rerun finishes the rest, with the same bytes.
-    real, calls = tokenshards.gather, []
+    real, calls = shards.gather, []
 
     def dying(item):
         calls.append(item["prefix"])
@@ -317,10 +317,10 @@ def test_training_and_shards_are_deterministic_and_resume_after_a_crash(tmp_path
             raise RuntimeError("killed")
         return real(item)
 
-    monkeypatch.setattr(tokenshards, "gather", dying)
+    monkeypatch.setattr(shards, "gather", dying)
     with pytest.raises(RuntimeError, match="killed"):
         run_tokenize(tmp_path / "c", parts, cfg, ["easy", "general", "code"])
-    monkeypatch.setattr(tokenshards, "gather", real)
+    monkeypatch.setattr(shards, "gather", real)
     assert not (tmp_path / "c/shards/manifest.json").exists()
     run_tokenize(tmp_path / "c", parts, cfg, ["easy", "general", "code"])
     assert tree_digest(tmp_path / "c/shards") == expected

@@ -31,8 +31,8 @@ def stage(name, output, input_path, config_path, workers, ray_address, overrides
         from curate.errors import UserError
 
         cfg = config.load(resolve_config(config_path), overrides)
-        if name not in registry.available():
-            raise UserError(f"unknown stage {name!r}; stages: {', '.join(registry.available())}")
+        if name not in registry.names():
+            raise UserError(f"unknown stage {name!r}; stages: {', '.join(registry.names())}")
         if name not in cfg.stages:
             raise UserError(f"stage {name!r} is not in {cfg.source}'s stages: {', '.join(cfg.stages)}")
         src = resolve_input(input_path)

@@ -62,7 +62,9 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
     from pathlib import Path
 
     with clean_errors():
-        from curate.filters.classifier import model as classifier
+        from curate.filters.classifier.labels import Labelled, bootstrap_from_run, read_labelled, read_texts
+        from curate.filters.classifier.model import card_path
+        from curate.filters.classifier.train import TrainParams, fit
         from curate.errors import UserError
 
         if not (positive or negative or labelled or from_run):
@@ -75,13 +77,13 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
         parts, provenance, skipped = [], {}, 0
         for paths, label in ((positive, 1), (negative, 0)):
             for p in paths:
-                texts, n_skipped = classifier.read_texts(Path(p))
+                texts, n_skipped = read_texts(Path(p))
                 skipped += n_skipped
-                parts.append(classifier.Labelled.of(texts, label))
+                parts.append(Labelled.of(texts, label))
         for p in labelled:
-            parts.append(classifier.read_labelled(Path(p)))
+            parts.append(read_labelled(Path(p)))
         if from_run:
-            boot, summary = classifier.bootstrap_from_run(Path(from_run), run_sources, reference_sources, margin)
+            boot, summary = bootstrap_from_run(Path(from_run), run_sources, reference_sources, margin)
             parts.append(boot)
             provenance["bootstrap"] = summary
             click.echo(f"from {from_run}: {summary['positives_with_margin']} rule-kept positives (margin {margin:g}), "
@@ -92,12 +94,12 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
                            "own mistakes (measured: worse than the rules, see the README)", err=True)
         provenance.update({"positive_paths": list(positive), "negative_paths": list(negative),
                            "labelled_paths": list(labelled), "binary_files_skipped": skipped})
-        data = classifier.Labelled.join(parts)
+        data = Labelled.join(parts)
 
-        params = classifier.TrainParams()
+        params = TrainParams()
         given = dict(word_ngrams=word_ngrams, dim=dim, epoch=epoch, lr=lr, min_count=min_count, bucket=bucket)
         params = replace(params, **{k: v for k, v in given.items() if v is not None})
-        card = classifier.fit(data, params, seed, valid_fraction, Path(output), threshold, provenance)
+        card = fit(data, params, seed, valid_fraction, Path(output), threshold, provenance)
 
         d = card["data"]
         click.echo(f"trained on {d['train']} documents ({d['positive']} positive, {d['negative']} negative in all, "
@@ -107,7 +109,20 @@ def train_quality(positive, negative, labelled, from_run, run_sources, reference
             click.echo(f"held out {m['n']}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
                        f"F1 {m['f1']:.3f}  AUC {m['auc']:.3f}  (threshold {m['threshold']:g})")
             q = m["score_quantiles"]
-            click.echo(f"held-out scores, 10/50/90th percentile: positives {q['positive']['0.1']:.3f} "
-                       f"{q['positive']['0.5']:.3f} {q['positive']['0.9']:.3f}, negatives {q['negative']['0.1']:.3f} "
-                       f"{q['negative']['0.5']:.3f} {q['negative']['0.9']:.3f}")
-        click.echo(f"wrote {output} and {classifier.card_path(Path(output))}")
+            shown = [q[side][k] for side in ("positive", "negative") for k in ("0.1", "0.5", "0.9")]
+            text = _distinct(shown)
+            click.echo(f"held-out scores, 10/50/90th percentile: positives {' '.join(text[:3])}, "
+                       f"negatives {' '.join(text[3:])}")
+        for warning in card["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"wrote {output} and {card_path(Path(output))}")
+
+
+def _distinct(values: list[float]) -> list[str]:
+    """The values with the fewest decimals (3 to 6) that keep different values apart: scores
+    packed around 0.5 still show the order the AUC measured."""
+    for digits in range(3, 7):
+        text = [f"{v:.{digits}f}" for v in values]
+        if len(set(text)) == len(set(values)):
+            break
+    return text

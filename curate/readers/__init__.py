@@ -36,6 +36,17 @@ def unit(origin: str, fmt: str, payload: bytes | None = None, *, text: str | Non
             "meta": meta, "error": error}
 
 
+def clean_url(value: str | None) -> str | None:
+    """A URL as read from any input, without the angle brackets WARC 1.0 writers put around
+    WARC-Target-URI (`<https://...>`) and without surrounding whitespace; None when empty."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    return value or None
+
+
 @dataclass
 class Doc:
     """What parsing one unit gives: the document's fields, or the reason it is removed."""

@@ -6,7 +6,11 @@ What is one document:
   `\\documentclass` other than subfiles/standalone, plus `\\begin{document}`), and either only
   one root or a root that includes other files there: an arXiv-style source tree, whose
   figures, styles and parts are not documents of their own. A folder of independent papers
-  (several roots, none including another) is not claimed: each file is a document.
+  (several roots, none including another file there) is not claimed: each file is a document.
+- in a tree or an archive, every root that no other root includes is a document of its own
+  (`documents_of`): a paper and its supplement become two units, `tree#1` and `tree#2`, each
+  with the shared files and without the other root. A root another root includes (an appendix
+  that also compiles alone) is inlined there.
 - other .tex files are documents on their own. The Open Logic Project (academic/openlogic) is
   such a tree: 720 of its 722 files are `subfiles` parts, each a section or chapter that
   compiles alone once its parent's preamble is there, and no root document exists. Its
@@ -25,6 +29,7 @@ count and the decompression ratio are bounded (`extract:latex:too_large`, with
 from __future__ import annotations
 
 import os
+import posixpath
 import struct
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -203,16 +208,48 @@ def read(path: Path, origin: str) -> Iterator[dict]:
     if not files:
         yield unit(origin, "latex", error="extract:latex:no_tex")
         return
-    yield unit(origin, "latex", pack(files))
+    mains = documents_of(files)
+    if len(mains) <= 1:
+        yield unit(origin, "latex", pack(files))
+        return
+    for n, main in enumerate(mains, 1):  # one unit per document, each without the other roots
+        others = set(mains) - {main}
+        yield unit(f"{origin}#{n}", "latex", pack({p: d for p, d in files.items() if p not in others}))
 
 
 # -- what is a document ---------------------------------------------------------------------------
+def _source(data: bytes) -> str:
+    return latex.strip_comments(decode(data)[0])
+
+
 def _head(path: Path) -> str:
     try:
         with open(path, "rb") as f:
-            return latex.strip_comments(decode(f.read(HEAD_BYTES))[0])
+            return _source(f.read(HEAD_BYTES))
     except OSError:
         return ""
+
+
+def _includes(root: str, text: str, candidates: set[str]) -> set[str]:
+    """The files of `candidates` that `root` includes, other than itself (resolved against its
+    directory, then the tree's top, as LaTeX does)."""
+    found = set()
+    for target in latex.include_targets(text):
+        for base in (posixpath.dirname(root), ""):
+            path = posixpath.normpath(posixpath.join(base, target))
+            found |= {p for p in (path, path + ".tex", path + ".ltx") if p in candidates}
+    return found - {root}
+
+
+def documents_of(files: dict[str, bytes]) -> list[str]:
+    """The root files of a tree that are documents of their own, in order: every root no other
+    root includes. A root that another includes is part of that document (an appendix that
+    also compiles alone); a root including only itself is still its own document."""
+    roots = sorted(p for p, data in files.items() if latex.is_root(_source(data[:HEAD_BYTES])))
+    if len(roots) < 2:
+        return roots
+    included = set().union(*(_includes(r, _source(files[r]), set(roots)) for r in roots))
+    return [r for r in roots if r not in included]
 
 
 def claims_dir(path: Path) -> bool:
@@ -225,9 +262,7 @@ def claims_dir(path: Path) -> bool:
     roots = [n for n, t in heads.items() if latex.is_root(t)]
     if len(roots) == 1:
         return True
-    stems = {os.path.splitext(n)[0] for n in heads}
-    return any(os.path.splitext(os.path.basename(t))[0] in stems
-               for r in roots for t in latex.include_targets(heads[r]))
+    return any(_includes(r, heads[r], set(heads)) for r in roots)
 
 
 def looks_like_latex(head: bytes) -> bool:

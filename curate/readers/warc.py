@@ -4,7 +4,8 @@ HTTP 200 HTML responses (and HTML resource records) become units whose `parse` r
 extractor; WET conversion records are plain text; every other record is a removed unit whose
 reason names what it was (`extract:warc:request`, `extract:warc:revisit`,
 `extract:warc:status_404`, `extract:warc:non_html`, ...), so the ledger counts every record.
-Origins are `path#n`, n the 1-based record number; `url` is WARC-Target-URI.
+Origins are `path#n`, n the 1-based record number; `url` is WARC-Target-URI (without the angle
+brackets WARC 1.0 writers put around it).
 
 Two libraries, chosen by coverage on web/warc (62 files from warcio, pywb, resiliparse,
 ukwa and Common Crawl test data): FastWARC is faster, reads LZ4, and reads gzip files that are
@@ -28,7 +29,7 @@ from typing import Iterator
 import brotli
 import orjson
 
-from curate.readers import Doc, Reader, register, unit
+from curate.readers import Doc, Reader, clean_url, register, unit
 from curate.readers.compression import open_binary
 from curate.readers.html import looks_like_html, page_doc
 from curate.readers.decode import charset_of_content_type, decode
@@ -98,14 +99,14 @@ def _record(rec_type: str, header, block: bytes | None, too_large: bool, cut_sho
     status, http, body = None, {}, block
     if block is not None and ("application/http" in (warc_type or "").lower() or block.startswith(b"HTTP/")):
         status, http, body = split_http(block)
-    return Record(rec_type, header("WARC-Target-URI"), header("WARC-Record-ID"), header("WARC-Date"), status,
+    return Record(rec_type, clean_url(header("WARC-Target-URI")), header("WARC-Record-ID"), header("WARC-Date"), status,
                   http.get("content-type") or (None if status is not None else warc_type),
                   http.get("transfer-encoding"), http.get("content-encoding"), header("WARC-Truncated"),
                   body, too_large, cut_short or headers_cut, headers_cut)
 
 
 # -- the two libraries: record framing only, HTTP is parsed above ----------------------------
-def _warcio_records(f) -> Iterator[Record]:
+def _warcio_records(f, arc: bool = False) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
     for r in ArchiveIterator(f, arc2warc=True, no_record_parse=True):
@@ -114,7 +115,14 @@ def _warcio_records(f) -> Iterator[Record]:
             while r.raw_stream.read(1 << 16):
                 pass
         cut_short = not too_large and getattr(r.raw_stream, "limit", 0) > 0
-        yield _record(r.rec_type, r.rec_headers.get_header, block, too_large, cut_short)
+        header = r.rec_headers.get_header
+        if arc:  # ARC records have no id: warcio makes up a random one, which would differ per run
+            header = _without_record_id(header)
+        yield _record(r.rec_type, header, block, too_large, cut_short)
+
+
+def _without_record_id(header):
+    return lambda name: None if name == "WARC-Record-ID" else header(name)
 
 
 class ShortRecord(IOError):
@@ -158,7 +166,7 @@ def records(path: Path) -> Iterator[Record]:
     """Every record of a WARC/ARC/WET file in order; raises where the file stops being readable."""
     if _is_arc(path):
         with open(path, "rb") as f:
-            yield from _warcio_records(f)
+            yield from _warcio_records(f, arc=True)
         return
     with open(path, "rb") as f:
         lz4 = f.read(4) == LZ4_MAGIC  # warcio reads no LZ4: FastWARC has the last word there

@@ -102,14 +102,16 @@ def _signals(s: Summary) -> str:
         return "<p>No stage that ran stores signals (langid, quality and bucket do).</p>"
     figs = []
     for p in s.signals:
-        lines = "; ".join([f"{b.reason} if {b.describe()}" for b in p.rules]
-                          + [f"bucket {label}" for _, label in p.bounds]) or "no threshold"
+        lines = "; ".join([f"{b.reason} if {b.describe()}" if b.threshold is not None else f"{b.reason}: no threshold"
+                           for b in p.rules] + [f"bucket {label}" for _, label in p.bounds]) or "no threshold"
         figs.append(figure(plots.signal(p), f"{p.hist.get('count', 0):,} measured, "
                                             f"{p.hist.get('nulls', 0):,} null. {lines}"))
-    key = (f"<span class='swatch' style='background:{plots.KEPT_COLOR}'></span>kept "
-           f"<span class='swatch' style='background:{plots.REMOVED_COLOR}'></span>removed")
-    return (f"<p class='small'>The stage ledgers' histograms, {key} stacked; dashed lines mark the removal "
-            "thresholds of the run's config, dotted lines the bounds of the bucket rules.</p>"
+    key = "".join(f"<span class='swatch' style='background:{color}'></span>{label} "
+                  for color, label in ((plots.KEPT_COLOR, "kept"), (plots.REMOVED_COLOR, "removed by a rule on this signal"),
+                                       (plots.OTHER_COLOR, "removed for another reason")))
+    return (f"<p class='small'>The stage ledgers' histograms, stacked: {key}. Dashed lines mark the removal "
+            "thresholds of the run's config, dotted lines the bounds of the bucket rules; counts are on a log "
+            "scale where one bin dwarfs the rest.</p>"
             "<div class='grid'>" + "".join(figs) + "</div>")
 
 

@@ -13,10 +13,12 @@ import io
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from curate.report.summary import FunnelRow, SignalPlot, size_bins
 
-KEPT_COLOR, REMOVED_COLOR, LINE_COLOR, BOUND_COLOR = "#4c78a8", "#e45756", "#222222", "#b35900"
+KEPT_COLOR, REMOVED_COLOR, OTHER_COLOR = "#4c78a8", "#e45756", "#c7c1bd"
+LINE_COLOR, BOUND_COLOR = "#222222", "#b35900"
 STYLE = {"svg.fonttype": "none", "svg.hashsalt": "curate-report", "font.size": 9,
          "axes.spines.top": False, "axes.spines.right": False}
 
@@ -77,38 +79,98 @@ def hbars(counts: dict[str, int], xlabel: str, color: str = REMOVED_COLOR, top: 
     return to_svg(fig)
 
 
+SKEW = 10  # the largest bin over the median non-empty one: past this, counts go on a log scale
+LABEL_PT = 7  # threshold label font size
+ROW_IN = 0.14  # height of one row of threshold labels above the plot (inches)
+
+
+def skewed(counts: np.ndarray) -> bool:
+    """Whether one bin dwarfs the others (a spike at 0 and a long tail): on linear counts the
+    rest of the distribution would be invisible."""
+    nonzero = counts[counts > 0]
+    return nonzero.size >= 2 and counts.max() >= SKEW * np.median(nonzero)
+
+
+def compact(x: float, _pos=None) -> str:
+    """A tick label short enough that five fit side by side: 20k, 1.5M, 0.25."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _label_rows(labels: list[tuple[float, str]], width_in: float) -> list[int]:
+    """A row for each (axes fraction, text) label, so that labels in one row do not touch; a
+    label's width is estimated from its length (a 7 pt character is about 0.055 in)."""
+    taken: list[list[tuple[float, float]]] = []
+    rows = []
+    for frac, text in labels:
+        width = (len(text) * LABEL_PT * 0.6 / 72) / width_in + 0.02
+        span = (frac, frac + width) if frac < 0.5 else (frac - width, frac)
+        row = next((i for i, spans in enumerate(taken) if all(span[1] < a or span[0] > b for a, b in spans)), None)
+        if row is None:
+            row = len(taken)
+            taken.append([])
+        taken[row].append(span)
+        rows.append(row)
+    return rows
+
+
 @styled
-def signal(plot: SignalPlot) -> str:
-    """The ledger's histogram, kept and removed stacked, with a line at each threshold."""
+def signal_figure(plot: SignalPlot) -> Figure:
+    """The ledger's histogram: kept, removed by this signal's own rules and removed for another
+    reason, stacked; a line at each threshold, labelled above the plot so no label covers a bar."""
     h = plot.hist
     edges = np.asarray(h["edges"], dtype=float)
     kept, removed = np.asarray(h["kept"]), np.asarray(h["removed"])
-    fig, ax = _axes(4.2, 2.6, layout=None)
-    fig.subplots_adjust(left=0.16, right=0.97, bottom=0.12, top=0.9)  # fixed: a layout engine costs more than the plot
-    # two filled step outlines (kept+removed behind kept) draw as two SVG paths, not 60 bars
-    ax.stairs(kept + removed, edges, fill=True, color=REMOVED_COLOR)
-    ax.stairs(kept, edges, fill=True, color=KEPT_COLOR)
+    own = np.minimum(np.asarray(plot.removed_own), removed) if plot.removed_own is not None else np.zeros_like(removed)
     lo, hi = edges[0], edges[-1]
     span = hi - lo
     lines = [(b.threshold, f"{b.rule.param} = {b.threshold:g}", "--", LINE_COLOR) for b in plot.rules
              if b.threshold is not None]
     lines += [(value, label, ":", BOUND_COLOR) for value, label in plot.bounds]
-    off_scale = []
-    for t, label, style, color in lines:
-        if lo - 0.5 * span <= t <= hi + 0.5 * span:
-            ax.axvline(t, color=color, linestyle=style, linewidth=1.2)
-            ax.annotate(label, (t, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
-                        fontsize=7, color=color,
-                        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
-            lo, hi = min(lo, t), max(hi, t)
-        else:
-            off_scale.append(f"{label} (off scale)")
-    ax.set_xlim(lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo))
-    if off_scale:
-        ax.text(0.99, 0.97, "\n".join(off_scale), transform=ax.transAxes, ha="right", va="top", fontsize=7)
-    ax.set_title(f"{plot.stage}: {plot.signal}", fontsize=9, loc="left")
-    ax.set_ylabel("documents")  # kept/removed colours are explained once, above the figures
-    return to_svg(fig)
+    shown = [line for line in lines if lo - 0.5 * span <= line[0] <= hi + 0.5 * span]
+    if shown:
+        lo, hi = min([lo] + [t for t, *_ in shown]), max([hi] + [t for t, *_ in shown])
+    x0, x1 = lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo)
+    labels = [((min(max(t, x0), x1) - x0) / (x1 - x0), label if line in shown else
+               (f"{label} →" if t > hi else f"← {label}")) for line in lines for t, label, *_ in [line]]
+    width, left, right = 4.2, 0.16, 0.97
+    rows = _label_rows(labels, width * (right - left))
+    n_rows = max(rows, default=-1) + 1
+    bottom_in, axes_in, title_in = 0.36, 1.9, 0.24
+    height = bottom_in + axes_in + n_rows * ROW_IN + 0.04 + title_in
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_subplot()
+    # fixed margins: a layout engine costs more than the plot
+    fig.subplots_adjust(left=left, right=right, bottom=bottom_in / height, top=(bottom_in + axes_in) / height)
+    total = kept + removed
+    log = skewed(total)
+    base = 0.7 if log else 0  # on a log scale a bin of one document still shows
+    # three filled step outlines (all behind kept + own behind kept) draw as three SVG paths, not 90 bars
+    ax.stairs(total, edges, fill=True, color=OTHER_COLOR, baseline=base)
+    ax.stairs(kept + own, edges, fill=True, color=REMOVED_COLOR, baseline=base)
+    ax.stairs(kept, edges, fill=True, color=KEPT_COLOR, baseline=base)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(base, max(total.max(), 1) * 1.6)
+    for t, _label, style, color in shown:
+        ax.axvline(t, color=color, linestyle=style, linewidth=1.2)
+    for (frac, text), row, line in zip(labels, rows, lines):
+        ax.annotate(text, (frac, 1), xycoords="axes fraction", xytext=(0, 3 + row * ROW_IN * 72),
+                    textcoords="offset points", ha="left" if frac < 0.5 else "right", va="bottom",
+                    fontsize=LABEL_PT, color=line[3], annotation_clip=False)
+    ax.set_xlim(x0, x1)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.xaxis.set_major_formatter(FuncFormatter(compact))
+    ax.tick_params(labelsize=7.5)
+    fig.text(0.02, 1 - 0.04 / height, f"{plot.stage}: {plot.signal}", ha="left", va="top", fontsize=9)
+    ax.set_ylabel("documents")  # the colours are explained once, above the figures
+    return fig
+
+
+def signal(plot: SignalPlot) -> str:
+    return to_svg(signal_figure(plot))
 
 
 @styled

@@ -48,16 +48,20 @@ class BoundRule:
         detail = pc.starts_with(reasons, self.reason + ":")
         return pc.fill_null(pc.or_(exact, detail), False).to_numpy(zero_copy_only=False)
 
+    @property
+    def symbol(self) -> str:
+        return "<" if self.rule.op == "lt" else ">"
+
     def describe(self, threshold: float | None = None) -> str:
+        """`signal < threshold`, or "no threshold" for a rule the config turned off."""
         t = self.threshold if threshold is None else threshold
-        op = "<" if self.rule.op == "lt" else ">"
-        return f"{self.rule.signal} {op} {_fmt(t)}"
+        if t is None:
+            return "no threshold"
+        return f"{self.rule.signal} {self.symbol} {t:g}"
 
-
-def _fmt(value) -> str:
-    if value is None:
-        return "off"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    def explain(self, value: float) -> str:
+        """Why this rule fired for a document: `gopher_words = 23 < 50 (quality.gopher.min_doc_words)`."""
+        return f"{self.rule.signal} = {value:.4g} {self.symbol} {self.threshold:g} ({self.key})"
 
 
 def filter_classes() -> dict[str, type]:

@@ -89,6 +89,9 @@ class SignalPlot:
     hist: dict  # the ledger's histogram: edges, kept, removed, quantiles
     rules: list[rules.BoundRule]  # removal thresholds on this signal
     bounds: list[tuple[float, str]] = field(default_factory=list)  # bucket rules' bounds
+    # Per bin, the removed documents whose reason is one of `rules` (the ledger's `removed`
+    # counts every reason); None when no rule of the stage is over this signal.
+    removed_own: list[int] | None = None
 
 
 @dataclass
@@ -340,11 +343,33 @@ def signals(run: RunDir) -> list[SignalPlot]:
     bounds = rules.bucket_bounds(run.config) if "bucket" in names else {}
     out = []
     for st in run.complete_stages:
+        plots = []
         for signal, hist in (st.stats.get("signals") or {}).items():
             if hist.get("edges"):
                 applied = [b for b in by_signal.get(signal, []) if b.stage == st.name]
-                out.append(SignalPlot(st.name, signal, hist, applied, bounds.get(signal, [])))
+                plots.append(SignalPlot(st.name, signal, hist, applied, bounds.get(signal, [])))
+        _own_removals(st, [p for p in plots if p.rules])
+        out += plots
     return out
+
+
+def _own_removals(st: StageOutput, plots: list[SignalPlot]) -> None:
+    """Fill `removed_own`: each signal's removed documents binned as the ledger bins them, counting
+    only those its own rules removed (a FineWeb spike at 1.0 removed by Gopher is not FineWeb's)."""
+    if not plots:
+        return
+    table = st.read(REMOVED, [schema.REASON] + sorted({p.signal for p in plots}))
+    for p in plots:
+        edges = np.asarray(p.hist["edges"], dtype=np.float64)
+        if p.signal not in table.column_names or schema.REASON not in table.column_names:
+            p.removed_own = [0] * (edges.size - 1)
+            continue
+        own = np.zeros(table.num_rows, dtype=bool)
+        for bound in p.rules:
+            own |= bound.matches(table.column(schema.REASON))
+        values = table.column(p.signal).to_numpy(zero_copy_only=False).astype(np.float64)[own]
+        values = np.clip(values[np.isfinite(values)], edges[0], edges[-1])  # the ledger rounds its edges
+        p.removed_own = np.histogram(values, edges)[0].tolist()
 
 
 def summarize(run: RunDir) -> Summary:

@@ -2,8 +2,9 @@
 was trained to prefer, in the manner of CCNet/LLaMA (Wenzek et al. 2020; Touvron et al. 2023:
 "a linear model trained to classify pages used as references in Wikipedia v.s. randomly
 sampled pages") and DCLM (Li et al. 2024: keep the top 10% of pages by a fastText score).
-Train a model with `curate train-quality`; filters/classifier/model.py holds what training and
-scoring share (text normalisation, the model checks, `QualityModel.score`).
+Train a model with `curate train-quality`. Beside this filter: model.py (the text a model sees,
+loading, `QualityModel.score`), train.py (training, the model card), labels.py (training data
+from files or from a run) and metrics.py (AUC, precision/recall).
 
     quality:
       classifier:
@@ -45,7 +46,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from curate.filters.classifier import model as classifier
+from curate.filters.classifier.model import POSITIVE, QualityModel
+from curate import fasttext_model
 from curate.config import ResourcePath
 from curate.errors import UserError
 from curate.filters.base import Filter, FilterConfig, Rule
@@ -56,7 +58,7 @@ from curate.text.stats import Docs, to_numpy
 class ClassifierConfig(FilterConfig):
     model: ResourcePath | None = Field(
         None, description="fastText model from `curate train-quality` (relative to the config file); null: off")
-    positive_label: str = Field(classifier.POSITIVE, description="the label whose probability is the score")
+    positive_label: str = Field(POSITIVE, description="the label whose probability is the score")
     threshold_web: float | None = Field(0.5, ge=0, le=1, description="web: a lower score is removed")
     threshold_text: float | None = Field(0.5, ge=0, le=1, description="text: a lower score is removed")
     threshold_code: float | None = Field(None, ge=0, le=1, description="code: a lower score is removed")
@@ -70,7 +72,7 @@ class ClassifierConfig(FilterConfig):
     def _usable_model(self) -> "ClassifierConfig":
         if self.model is not None:
             try:  # reads the file's layout only; the worker loads the weights
-                labels = classifier.inspect_model(self.model).labels
+                labels = fasttext_model.inspect(self.model).labels
             except UserError as e:
                 raise ValueError(str(e)) from None
             if self.positive_label not in labels:
@@ -107,7 +109,7 @@ class ClassifierFilter(Filter):
         if config.model is None:  # off: measures nothing, adds no column
             self.signals, self.rules = (), ()
             return
-        self.model = classifier.QualityModel.load(config.model, config.positive_label)
+        self.model = QualityModel.load(config.model, config.positive_label)
 
     def applies_to(self) -> tuple[str, ...]:
         if self.config.sources is not None:

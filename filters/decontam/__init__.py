@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from curate.filters.decontam import index as decontam
+from curate.readers import records
 from curate.config import ResourcePath, Section
 from curate.filters.base import Filter, FilterConfig, Rule
 from curate.text.stats import Docs
@@ -48,7 +49,7 @@ MAX_ITEMS = 20  # matched items listed per document; decontam_matches counts the
 
 class EvalSet(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="the set's name, in reasons and columns")
-    path: ResourcePath = Field(description=f"the items: {decontam.FORMATS}")
+    path: ResourcePath = Field(description=f"the items: {records.FORMATS}")
     fields: list[str] | None = Field(None, description="JSON/Parquet fields joined into an item; null: every text field")
     id_field: str | None = Field("id", description="field holding the item id; missing: the line or row number")
 

@@ -19,16 +19,15 @@ each, the first item it came from; a batch is matched with one np.searchsorted.
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from curate.errors import UserError
+from curate.readers import records
 from curate.text.matches import Matches, string_buffers
 from curate.text.stats import as_text
 
@@ -117,84 +116,39 @@ def ngrams(w: Words, n: int) -> Grams:
 
 # ---- evaluation sets ---------------------------------------------------------------------------
 
-JSONL = (".jsonl", ".json", ".ndjson")
-PARQUET = (".parquet", ".pq")
-TEXT = (".txt", ".text")
-FORMATS = ", ".join(JSONL + PARQUET + TEXT) + " (JSON lines and text may be .gz)"
-
-
 @dataclass
 class EvalItems:
     ids: list[str]
     texts: list[str]
 
 
-def _item_text(record: dict, fields: list[str] | None, id_field: str | None, where: str) -> str:
-    if fields is None:
-        fields = [k for k in record if k != id_field]
-    parts = []
-    for name in fields:
-        if name not in record:
-            raise ValueError(f"{where}: no field {name!r}")
-        value = record[name]
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            parts.extend(value)  # answer choices
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            parts.append(str(value))  # numeric answers (GSM8K-style)
-    return "\n".join(parts)
+def _strings(value) -> list[str]:
+    """The text an item field contributes: a string, a list of strings (answer choices), or a
+    number (GSM8K-style answers); anything else (objects, booleans, null) nothing."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [str(value)]
+    return []
 
 
 def read_eval_set(path: Path, fields: list[str] | None = None, id_field: str | None = "id") -> EvalItems:
-    """Items of an evaluation file: JSON lines or Parquet (the named fields, or every text field,
-    joined; the item id from `id_field`, else the 1-based line or row number), or plain text
-    (one item per non-empty line, numbered by line). Raises ValueError naming the problem."""
-    name = path.name.lower()
-    base = name[:-3] if name.endswith(".gz") else name
-    suffix = Path(base).suffix
-    if suffix in PARQUET and not name.endswith(".gz"):
-        try:
-            records = pq.read_table(path).to_pylist()
-        except (pa.ArrowException, OSError) as e:
-            raise ValueError(f"{path}: not a readable Parquet file ({e})") from None
-        return _numbered(list(enumerate(records, 1)), path, fields, id_field, "row")
-    if suffix not in JSONL + TEXT:
-        raise ValueError(f"{path}: unknown evaluation set format; use {FORMATS}")
-    raw = path.read_bytes()
-    if name.endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: not a gzip file ({e})") from None
+    """Items of an evaluation file (read by curate/readers/records.py): JSON lines or Parquet
+    records (the named fields, or every field but the id, joined by newlines; the item id from
+    `id_field`, else the line or row number), or text (one item per non-empty line, numbered by
+    line). Raises ValueError naming the problem: it is a config error."""
+    optional = [id_field] if id_field else []
     try:
-        lines = raw.decode("utf-8").split("\n")  # not splitlines: JSON strings may hold U+2028
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 ({e})") from None
-    if suffix in TEXT:
-        numbered = [(str(i), line.rstrip("\r")) for i, line in enumerate(lines, 1) if line.strip()]
-        return EvalItems([i for i, _ in numbered], [t for _, t in numbered])
-    records = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise ValueError(f"{path}:{i}: bad JSON ({e})") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{i}: a line must be a JSON object")
-        records.append((i, record))
-    return _numbered(records, path, fields, id_field, "line")
-
-
-def _numbered(records: list[tuple[int, dict]], path: Path, fields, id_field, unit: str) -> EvalItems:
-    ids, texts = [], []
-    for number, record in records:
-        where = f"{path}:{unit} {number}" if unit == "row" else f"{path}:{number}"
-        given = record.get(id_field) if id_field else None
-        ids.append(str(given) if given is not None else str(number))
-        texts.append(_item_text(record, fields, id_field, where))
+        found = records.read(Path(path), fields, optional=optional, lines=True, what="evaluation set")
+    except UserError as e:
+        raise ValueError(str(e)) from None
+    given = found.fields.get(id_field) if id_field else None
+    ids = [str(v) if v is not None else key for v, key in zip(given or [None] * len(found), found.keys)]
+    names = fields if fields is not None else [name for name in found.fields if name != id_field]
+    columns = [found.fields[name] for name in names]
+    texts = ["\n".join(part for column in columns for part in _strings(column[i])) for i in range(len(found))]
     return EvalItems(ids, texts)
 
 

@@ -47,7 +47,7 @@ class Range(Section):
 Condition = list[str] | Range
 
 
-class Rule(Section):
+class BucketRule(Section):
     bucket: str
     when: dict[str, Condition] = Field(default_factory=dict, description="column -> condition; all must hold")
 
@@ -74,8 +74,8 @@ class Rule(Section):
         return when
 
 
-def _rule(bucket: str, **when) -> Rule:
-    return Rule(bucket=bucket, when={k: (v if isinstance(v, list) else Range(**v)) for k, v in when.items()})
+def _rule(bucket: str, **when) -> BucketRule:
+    return BucketRule(bucket=bucket, when={k: (v if isinstance(v, list) else Range(**v)) for k, v in when.items()})
 
 
 # Thresholds were set by looking at the shared corpora: Common Crawl (dolma sample), linguist
@@ -99,7 +99,7 @@ DEFAULT_RULES = [
 class BucketConfig(Section):
     order: list[str] = Field(default_factory=lambda: ["easy", "general", "reasoning", "code"],
                              description="the buckets in curriculum order")
-    rules: list[Rule] = Field(default_factory=lambda: list(DEFAULT_RULES),
+    rules: list[BucketRule] = Field(default_factory=lambda: list(DEFAULT_RULES),
                               description="tried in order; the first whose conditions all hold wins")
     default: str = Field("general", description="the bucket of documents no rule takes")
 

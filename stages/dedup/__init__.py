@@ -77,7 +77,7 @@ class DedupConfig(Section):
                               bands=bands, rows=rows)
 
 
-def make_plan(config: DedupConfig, work_dir: Path, input_dir: Path, workers: int) -> steps.Plan:
+def make_job(config: DedupConfig, work_dir: Path, input_dir: Path, workers: int) -> steps.DedupJob:
     """The plan of a run, fixed in work_dir/plan.json on the first run so a resumed run (even
     with another --workers) uses the same groups."""
     parts = sorted(Path(input_dir).glob("part-*.parquet"))
@@ -85,7 +85,7 @@ def make_plan(config: DedupConfig, work_dir: Path, input_dir: Path, workers: int
     groups = config.partitions or max(1, min(len(parts), 2 * max(1, workers), 64))
     if saved.is_file():
         groups = json.loads(saved.read_text())["groups"]
-    plan = steps.Plan(work=str(work_dir), parts=tuple((p.stem, str(p)) for p in parts), groups=groups,
+    plan = steps.DedupJob(work=str(work_dir), parts=tuple((p.stem, str(p)) for p in parts), groups=groups,
                       hasher=config.hasher(), threshold=config.threshold, margin=config.margin,
                       max_bucket=config.max_bucket)
     if not saved.is_file():
@@ -94,7 +94,7 @@ def make_plan(config: DedupConfig, work_dir: Path, input_dir: Path, workers: int
     return plan
 
 
-def run_steps(plan: steps.Plan, map_fn) -> dict[str, dict]:
+def run_steps(plan: steps.DedupJob, map_fn) -> dict[str, dict]:
     """Every global step in order; `map_fn(fn, items, desc)` runs one step's items."""
     items = {
         "sign": [(plan, i) for i in range(len(plan.parts))],
@@ -126,12 +126,12 @@ class DedupStage(Stage):
 
     # -- global steps ---------------------------------------------------------------------
     def prepare(self, ctx) -> None:
-        plan = make_plan(self.config, ctx.work_dir, ctx.input, ctx.executor.workers)
+        plan = make_job(self.config, ctx.work_dir, ctx.input, ctx.executor.workers)
         self._report = run_steps(plan, ctx.map)
         atomic_write_json(ctx.work_dir / "steps.json", self._report)
 
     def finish(self, ctx) -> dict[str, Any]:
-        plan = make_plan(self.config, ctx.work_dir, ctx.input, ctx.executor.workers)
+        plan = make_job(self.config, ctx.work_dir, ctx.input, ctx.executor.workers)
         t0 = time.perf_counter()
         n_pairs = write_pairs(plan, ctx.stage_dir / "pairs")
         report = json.loads((ctx.work_dir / "steps.json").read_text()) if not self._report else self._report
@@ -177,7 +177,7 @@ class DedupStage(Stage):
         return Result(kept, removed)
 
 
-def write_pairs(plan: steps.Plan, pairs_dir: Path) -> int:
+def write_pairs(plan: steps.DedupJob, pairs_dir: Path) -> int:
     """OUT/dedup/pairs/part-NNNNN.parquet (id_a, id_b, jaccard) from the verified pairs; parts
     already there are kept (they are written atomically)."""
     pairs_dir.mkdir(parents=True, exist_ok=True)

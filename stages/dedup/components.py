@@ -7,8 +7,8 @@ so a component's label is its smallest key and the result does not depend on edg
 smallest key): applied per partition on the workers, it shrinks what the final global pass
 sees from the pair edges to one edge per node and partition.
 
-`union_find` and `components_scipy` are the references the benchmark compares against
-(scripts/dedup_bench.py); scipy is optional and not needed at run time.
+The references the tests and scripts/dedup_bench.py compare it against (a Python union-find,
+scipy's csgraph) are in scripts/dedup_reference.py.
 """
 
 from __future__ import annotations
@@ -54,38 +54,3 @@ def contract(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nodes, labels = components(u, v)
     star = nodes != labels
     return nodes[star], labels[star]
-
-
-def union_find(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reference: a plain Python union-find with path halving (per-edge Python)."""
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in zip(u.tolist(), v.tolist()):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            if ra < rb:
-                parent[rb] = ra
-            else:
-                parent[ra] = rb
-    nodes = np.array(sorted(parent), np.int64)
-    return nodes, np.array([find(x) for x in nodes.tolist()], np.int64)
-
-
-def components_scipy(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reference: scipy.sparse.csgraph.connected_components, relabelled to smallest keys."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    nodes, ui, vi = _dense(np.asarray(u, np.int64), np.asarray(v, np.int64))
-    graph = coo_matrix((np.ones(ui.size, np.int8), (ui, vi)), shape=(nodes.size, nodes.size))
-    _, comp = connected_components(graph, directed=False)
-    smallest = np.full(comp.max() + 1 if comp.size else 0, np.iinfo(np.int64).max)
-    np.minimum.at(smallest, comp, nodes)
-    return nodes, smallest[comp]

@@ -137,11 +137,6 @@ def normalise(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return buf[kept], new_off
 
 
-def normalise_text(text: str) -> str:
-    buf, off = normalise(pa.array([text], pa.large_string()))
-    return buf[off[0]: off[1]].tobytes().decode("utf-8")
-
-
 def exact_hashes(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """xxh3_128 of each normalised document, as an (n, 2) uint64 array (high, low)."""
     mv = memoryview(buf)
@@ -254,18 +249,6 @@ def shingle_hash(shingle: str | bytes, unit: str = "word") -> int:
     return int(h[0])
 
 
-def shingle_strings(normalised: str, n: int, unit: str = "word") -> list[str]:
-    """The shingles of one normalised text as strings (for tests and reference tools)."""
-    toks = normalised.split(" ") if unit == "word" else list(normalised)
-    toks = [t for t in toks if t] if unit == "word" else toks
-    sep = " " if unit == "word" else ""
-    if not toks:
-        return []
-    if len(toks) < n:
-        return [sep.join(toks)]
-    return [sep.join(toks[i: i + n]) for i in range(len(toks) - n + 1)]
-
-
 # -- signatures ----------------------------------------------------------------------------
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) of datasketch's legacy scheme: per permutation, a in [1, p) then b in [0, p)."""
@@ -354,11 +337,6 @@ def optimal_param(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_we
         if err[i] < best:
             best, opt = float(err[i]), (b, i + 1)
     return opt
-
-
-def candidate_probability(s: float | np.ndarray, bands: int, rows: int):
-    """Probability that two documents of Jaccard s share at least one band."""
-    return 1 - (1 - np.asarray(s, np.float64) ** rows) ** bands
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The global steps of the dedup stage: map functions over input parts or key groups.
 
-Every step is a module-level function of one item (a `Plan` and an index) that `ctx.map` runs
+Every step is a module-level function of one item (a `DedupJob` and an index) that `ctx.map` runs
 as a Ray task. It reads what the step before wrote under the work directory and writes its own
 files atomically, then a done-file listing them; an item whose done-file and files exist is
 skipped, so a killed run resumes where it stopped and a deleted intermediate file is rebuilt.
@@ -46,7 +46,7 @@ PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
 
 
 @dataclass(frozen=True)
-class Plan:
+class DedupJob:
     """What every step needs to know; small and picklable."""
 
     work: str
@@ -62,9 +62,6 @@ class Plan:
 
     def group_of(self, keys: np.ndarray) -> np.ndarray:
         return (keys >> ROW_BITS) % self.groups
-
-    def parts_of_group(self, g: int) -> list[int]:
-        return list(range(g, len(self.parts), self.groups))
 
     @property
     def sig_schema(self) -> pa.Schema:
@@ -96,7 +93,7 @@ def read_all(paths: list[Path], schema: pa.Schema | None = None) -> pa.Table:
     return schema.empty_table()
 
 
-def run_item(plan: Plan, step: str, item: str, fn) -> dict:
+def run_item(plan: DedupJob, step: str, item: str, fn) -> dict:
     """Run `fn() -> (files, stats)` unless a done-file says its files are already there."""
     done = plan.path("_done", step, f"{item}.json")
     if done.is_file():
@@ -124,7 +121,7 @@ def release_memory() -> None:
         pass
 
 
-def _scatter(plan: Plan, table: pa.Table, dest_groups: np.ndarray, subdir: str, name: str) -> list[Path]:
+def _scatter(plan: DedupJob, table: pa.Table, dest_groups: np.ndarray, subdir: str, name: str) -> list[Path]:
     """Write `table` split by destination group as subdir/gXXX/name.parquet (every group)."""
     order = np.argsort(dest_groups, kind="stable")
     table = table.take(order)
@@ -137,16 +134,16 @@ def _scatter(plan: Plan, table: pa.Table, dest_groups: np.ndarray, subdir: str, 
     return files
 
 
-def _inbox(plan: Plan, subdir: str, g: int) -> list[Path]:
+def _inbox(plan: DedupJob, subdir: str, g: int) -> list[Path]:
     return sorted(plan.path(subdir, f"g{g:03d}").glob("*.parquet"))
 
 
-def part_name(plan: Plan, part_no: int) -> str:
+def part_name(plan: DedupJob, part_no: int) -> str:
     return plan.parts[part_no][0]
 
 
 # -- per-document lookups ------------------------------------------------------------------
-def load_fields(plan: Plan, keys: np.ndarray, columns: list[str]) -> pa.Table:
+def load_fields(plan: DedupJob, keys: np.ndarray, columns: list[str]) -> pa.Table:
     """Rows of sign/P for `keys` (sorted, unique), in key order."""
     pieces = []
     parts = keys >> ROW_BITS
@@ -161,7 +158,7 @@ def load_fields(plan: Plan, keys: np.ndarray, columns: list[str]) -> pa.Table:
     return pa.concat_tables(pieces)
 
 
-def load_shingle_sets(plan: Plan, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def load_shingle_sets(plan: DedupJob, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique shingle hashes of each document in `keys` (sorted, unique), re-read from the
     input parts: (hashes, offsets)."""
     all_h, all_n = [], []
@@ -221,7 +218,7 @@ def exact_jaccard(a_sets: tuple[np.ndarray, np.ndarray], b_sets: tuple[np.ndarra
 
 
 # -- steps -----------------------------------------------------------------------------------
-def sign(args: tuple[Plan, int]) -> dict:
+def sign(args: tuple[DedupJob, int]) -> dict:
     plan, part_no = args
     name, path = plan.parts[part_no]
 
@@ -300,7 +297,7 @@ def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[first], b[first]
 
 
-def bucket(args: tuple[Plan, int]) -> dict:
+def bucket(args: tuple[DedupJob, int]) -> dict:
     plan, k = args
 
     def work():
@@ -315,7 +312,7 @@ def bucket(args: tuple[Plan, int]) -> dict:
 SIDE_FIELDS = ["id", "quality", "length", "exact_hi", "exact_lo", "n_shingles"]
 
 
-def _with_side(plan: Plan, pairs: pa.Table, side: str, columns: list[str]) -> pa.Table:
+def _with_side(plan: DedupJob, pairs: pa.Table, side: str, columns: list[str]) -> pa.Table:
     """Append `columns` of document `side` (a or b) as `<column>_<side>`."""
     keys = pairs.column(side).to_numpy()
     uniq, inv = np.unique(keys, return_inverse=True)
@@ -325,7 +322,7 @@ def _with_side(plan: Plan, pairs: pa.Table, side: str, columns: list[str]) -> pa
     return pairs
 
 
-def attach(args: tuple[Plan, int]) -> dict:
+def attach(args: tuple[DedupJob, int]) -> dict:
     """Pairs whose `a` lives in this group get a's signature and fields, then go to b's group."""
     plan, g = args
 
@@ -356,7 +353,7 @@ def _chunks(paths: list[Path]):
             yield pa.Table.from_batches([batch])
 
 
-def compare(args: tuple[Plan, int]) -> dict:
+def compare(args: tuple[DedupJob, int]) -> dict:
     """Pairs whose `b` lives here: estimated Jaccard from the two signatures. Exact copies and
     clear cases are decided here; pairs within `margin` of the threshold go back to a's group
     with b's shingle set for an exact Jaccard."""
@@ -401,13 +398,7 @@ def _verified_schema() -> pa.Schema:
     return pa.schema(fields + [("jaccard", pa.float32()), ("how", pa.string())])
 
 
-def _ambig_schema() -> pa.Schema:
-    base = _verified_schema()
-    fields = [f for f in base if f.name not in ("jaccard", "how")]
-    return pa.schema(fields + [pa.field("shingles_b", pa.list_(pa.uint64()))])
-
-
-def exact(args: tuple[Plan, int]) -> dict:
+def exact(args: tuple[DedupJob, int]) -> dict:
     """Near-threshold pairs whose `a` lives here: exact Jaccard of the two shingle sets."""
     plan, g = args
 
@@ -434,11 +425,11 @@ def exact(args: tuple[Plan, int]) -> dict:
     return run_item(plan, "exact", f"g{g:03d}", work)
 
 
-def verified_files(plan: Plan) -> list[Path]:
+def verified_files(plan: DedupJob) -> list[Path]:
     return sorted(plan.path("verified").glob("*.parquet"))
 
 
-def contract(args: tuple[Plan, int]) -> dict:
+def contract(args: tuple[DedupJob, int]) -> dict:
     """Local components of this group's verified pairs as star edges, plus each node's fields."""
     plan, g = args
 
@@ -465,7 +456,7 @@ DECISION_SCHEMA = pa.schema([("id", pa.string()), ("dup_cluster", pa.int64()), (
                              ("dup_of", pa.string()), ("reason", pa.string())])
 
 
-def decide(args: tuple[Plan, int]) -> dict:
+def decide(args: tuple[DedupJob, int]) -> dict:
     """Global components over the star edges, then one kept document per cluster: highest
     quality, then longest text, then smallest id. Writes decisions/P for every part."""
     plan, _ = args

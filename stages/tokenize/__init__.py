@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from curate import schema
-from curate.stages.tokenize import bpe, shards as tokenshards
+from curate.stages.tokenize import bpe, shards
 from curate.config import ResourcePath, Section
 from curate.megatron import Bucket, Manifest, token_dtype, write_manifest
 from curate.worker import atomic_write_bytes
@@ -105,7 +105,7 @@ def sample_part(item: dict) -> int:
     ids = pc.fill_null(table.column("id"), "").to_pylist()
     keep = np.fromiter((xxhash.xxh3_64_intdigest(i.encode(), seed=seed) < threshold for i in ids), bool, len(ids))
     sample = table.select(["text"]).filter(pa.array(keep))
-    tokenshards.write_parquet(sample, Path(item["out"]))
+    shards.write_parquet(sample, Path(item["out"]))
     return int(pc.sum(pc.binary_length(sample.column("text"))).as_py() or 0)
 
 
@@ -184,16 +184,16 @@ class TokenizeStage(Stage):
 
     def finish(self, ctx) -> dict[str, Any]:
         cfg = self.config
-        shards = ctx.stage_dir
-        loaded = bpe.load(shards / TOKENIZER_FILE, cfg.eos_token)
+        out = ctx.stage_dir
+        loaded = bpe.load(out / TOKENIZER_FILE, cfg.eos_token)
         dtype = token_dtype(loaded.vocab_size).name
-        plan = tokenshards.make_plan(sorted(shards.glob("part-*.parquet")), _bucket_order(ctx.input),
+        plan = shards.make_layout(sorted(out.glob("part-*.parquet")), _bucket_order(ctx.input),
                                      cfg.shard_tokens, cfg.shuffle, cfg.seed)
-        files = tokenshards.build(plan, shards, ctx.work_dir / "finish", dtype, ctx.map)
+        files = shards.build(plan, out, ctx.work_dir / "finish", dtype, ctx.map)
         buckets = tuple(Bucket(name, sum(f.documents for f in fs), sum(f.tokens for f in fs), tuple(fs))
                         for name, fs in files.items())
-        sha = hashlib.sha256((shards / TOKENIZER_FILE).read_bytes()).hexdigest()
-        write_manifest(shards, Manifest(TOKENIZER_FILE, sha, dtype, loaded.eos_id, loaded.vocab_size, buckets))
+        sha = hashlib.sha256((out / TOKENIZER_FILE).read_bytes()).hexdigest()
+        write_manifest(out, Manifest(TOKENIZER_FILE, sha, dtype, loaded.eos_id, loaded.vocab_size, buckets))
         return {
             "tokenizer": {"path": TOKENIZER_FILE, "sha256": sha, "trained": cfg.tokenizer is None,
                           "vocab_size": loaded.vocab_size, "eos_id": loaded.eos_id},

@@ -70,7 +70,7 @@ class OutputShard:
 
 
 @dataclass
-class Plan:
+class ShardLayout:
     buckets: list[str]  # every bucket that has documents, in curriculum order
     shards: list[OutputShard]  # bucket by bucket, in order
     parts: list[Path]
@@ -103,7 +103,7 @@ def _cut(tokens: np.ndarray, shard_tokens: int) -> np.ndarray:
     return shard
 
 
-def make_plan(parts: list[Path], order: list[str], shard_tokens: int, shuffle: bool, seed: int) -> Plan:
+def make_layout(parts: list[Path], order: list[str], shard_tokens: int, shuffle: bool, seed: int) -> ShardLayout:
     """Which output shard, and which position in it, each document of each part goes to."""
     columns = [_part_columns(p) for p in parts]
     found = set()
@@ -140,7 +140,7 @@ def make_plan(parts: list[Path], order: list[str], shard_tokens: int, shuffle: b
     h = hashlib.sha256(json.dumps([names, shard_tokens, shuffle, seed, [p.name for p in parts]]).encode())
     for arr in (code, tokens, shard_of, pos_of):
         h.update(arr.tobytes())
-    return Plan(names, shards, list(parts), assignment, h.hexdigest()[:16])
+    return ShardLayout(names, shards, list(parts), assignment, h.hexdigest()[:16])
 
 
 # --- the tasks (module-level functions, so Ray pickles them by reference) --------------------------
@@ -212,7 +212,7 @@ def gather(item: dict) -> dict:
 # --- the driver side ---------------------------------------------------------------------------------
 
 
-def _reset_if_stale(plan: Plan, out: Path, work: Path) -> None:
+def _reset_if_stale(plan: ShardLayout, out: Path, work: Path) -> None:
     record = work / "plan.json"
     if record.is_file():
         old = json.loads(record.read_text())
@@ -225,7 +225,7 @@ def _reset_if_stale(plan: Plan, out: Path, work: Path) -> None:
     atomic_write_json(record, {"digest": plan.digest, "buckets": plan.buckets})
 
 
-def build(plan: Plan, out: Path, work: Path, dtype: str, map_fn: Callable = None) -> dict[str, list[ShardFile]]:
+def build(plan: ShardLayout, out: Path, work: Path, dtype: str, map_fn: Callable = None) -> dict[str, list[ShardFile]]:
     """Run scatter and gather with `map_fn(fn, items)` (ctx.map, or a plain map in tests);
     returns each bucket's files in order."""
     map_fn = map_fn or (lambda fn, items, desc="": [fn(i) for i in items])
