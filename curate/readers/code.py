@@ -1,17 +1,15 @@
 """Source code files, recognised by extension: one unit per file, source=code, lang=code:<language>.
 
-`parse` keeps the text exactly as written (decoded, nothing stripped) and drops what The Stack
-and StarCoder drop before training (Kocetkov et al. 2022, arXiv:2211.15533; Li et al. 2023,
-arXiv:2305.06161), each with its reason:
+`parse` keeps the text exactly as written (decoded, nothing stripped) and drops only what is
+not source text at all, each with its reason:
 
 - `extract:code:binary`: NUL bytes, control characters, or bytes that read as no text (not
   UTF-8, and mostly high bytes or undecodable in the detected code page);
-- `extract:code:too_large`: files over 1 MB (The Stack);
-- `extract:code:generated`: "auto-generated" / "do not edit" markers in the first lines;
-- `extract:code:minified`: a line over 1000 characters or a mean line over 100 (Codex/StarCoder);
-- `extract:code:data_blob`: under 25% alphanumeric characters, or mostly long base64/hex runs.
+- `extract:code:too_large`: files over `extract.code.max_bytes` (1 MB, as The Stack).
 
-Thresholds are the extract config's `code` section; None turns a rule off.
+Minified, generated and data-blob files are the quality stage's `code` filter's to judge
+(filters/code.py): it measures them into signal columns, so its thresholds can be replayed by
+`curate report --what-if`.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 
 from curate.readers import Doc, Reader, register, unit
 from curate.readers.compression import read_bytes, read_error_reason
@@ -170,14 +167,6 @@ LANGUAGES: dict[str, tuple[str, ...]] = {
 EXTENSION_LANGUAGE = {ext: lang for lang, exts in LANGUAGES.items() for ext in exts}
 assert len(EXTENSION_LANGUAGE) == sum(map(len, LANGUAGES.values())), "an extension has two languages"
 
-# StarCoder's and The Stack's markers of generated files, searched in the first lines.
-_GENERATED = re.compile(
-    rb"auto-?generated|automatically generated|generated automatically|"
-    rb"(?:file|code) (?:is |was )?generated (?:by|from|with)|do not edit|do not modify|@generated",
-    re.IGNORECASE)
-# Long runs of base64 (no spaces, mixed case and digits) or hex: embedded images, keys, data.
-_BLOB_RUN = re.compile(rb"[A-Za-z0-9+/]{64,}={0,2}|(?:0x)?[0-9A-Fa-f]{64,}|(?:0x[0-9A-Fa-f]{2}\s*,\s*){16,}")
-
 
 def language_of(name: str) -> str | None:
     """The language a file name's extension (or whole name) says, or None."""
@@ -187,34 +176,6 @@ def language_of(name: str) -> str | None:
         if lower.endswith(ext) and len(ext) > best_len and (ext[0] == "." or lower == ext or lower.endswith("/" + ext)):
             best, best_len = lang, len(ext)
     return best
-
-
-def line_lengths(data: bytes) -> np.ndarray:
-    """Length in bytes of every line (without the newline), vectorised over the whole file."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    breaks = np.flatnonzero(arr == 10)
-    ends = np.append(breaks, len(arr))
-    starts = np.concatenate(([0], breaks + 1))
-    lengths = ends - starts
-    if len(lengths) > 1 and lengths[-1] == 0:  # a final newline ends the last line, adds none
-        lengths = lengths[:-1]
-    return lengths
-
-
-def alnum_fraction(data: bytes) -> float:
-    arr = np.frombuffer(data, dtype=np.uint8)
-    if arr.size == 0:
-        return 0.0
-    lower = arr | 32  # ASCII letters folded to lower case
-    alnum = ((arr >= 48) & (arr <= 57)) | ((lower >= 97) & (lower <= 122)) | (arr >= 128)  # UTF-8 letters too
-    return float(alnum.mean())
-
-
-def blob_fraction(data: bytes) -> float:
-    """Share of the bytes inside long base64 or hex runs."""
-    if not data:
-        return 0.0
-    return sum(m.end() - m.start() for m in _BLOB_RUN.finditer(data)) / len(data)
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -230,24 +191,12 @@ def _undecodable(text: str, data: bytes) -> bool:
 
 
 def verdict(data: bytes, cfg) -> str | None:
-    """The removal reason for a source file's bytes under `cfg` (the `code` section), or None."""
+    """The removal reason for a source file's bytes under `cfg` (the `code` section), or None.
+    Only what is not text at all is decided here; the StarCoder rules are the quality stage's."""
     if cfg.max_bytes is not None and len(data) > cfg.max_bytes:
         return "extract:code:too_large"
     if looks_binary(data):
         return "extract:code:binary"
-    if cfg.generated_header_lines:
-        head = b"\n".join(data[:8192].split(b"\n", cfg.generated_header_lines)[: cfg.generated_header_lines])
-        if _GENERATED.search(head):
-            return "extract:code:generated"
-    lengths = line_lengths(data)
-    if cfg.max_line_length is not None and lengths.max(initial=0) > cfg.max_line_length:
-        return "extract:code:minified"
-    if cfg.max_mean_line_length is not None and lengths.size and lengths.mean() > cfg.max_mean_line_length:
-        return "extract:code:minified"
-    if cfg.min_alnum_fraction is not None and alnum_fraction(data) < cfg.min_alnum_fraction:
-        return "extract:code:data_blob"
-    if cfg.max_blob_fraction is not None and blob_fraction(data) > cfg.max_blob_fraction:
-        return "extract:code:data_blob"
     return None
 
 
