@@ -23,13 +23,9 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
+from curate.text.prose import MATH
 from curate.text.stats import Docs, lengths, ratio, to_numpy
 
-DISPLAY_ENVS = ("equation", "align", "gather", "multline", "eqnarray", "displaymath", "math", "flalign")
-MATH = "|".join(
-    [r"\$\$[^$]*\$\$", r"\$[^$]+\$", r"\\\((?s:.*?)\\\)", r"\\\[(?s:.*?)\\\]"]
-    + [rf"\\begin\{{{env}(\*?)\}}(?s:.*?)\\end\{{{env}\*?\}}" for env in DISPLAY_ENVS]
-)
 WORD = r"(?:^|[^\\\pL])\pL+"  # a run of letters not preceded by a backslash (not a command name)
 COMMAND = r"\\[A-Za-z]+"
 

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
+from curate.text.prose import code_lines
 from curate.text.stats import Docs, Pieces, Tokens, lengths, ratio, sentence_end_class, strip, to_numpy
 
 CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"  # Wikipedia-style markers removed from lines
@@ -36,9 +37,10 @@ POLICY = r"terms of use|privacy policy|cookie policy|uses cookies|use of cookies
 class C4Config(FilterConfig):
     # page rules (thresholds over stored signals)
     max_lorem_ipsum_lines: int | None = Field(0, ge=0, description="lines with 'lorem ipsum' above this: removed")
-    max_curly_bracket_lines: int | None = Field(0, ge=0, description="lines with '{' above this: removed")
-    min_num_sentences: int | None = Field(5, ge=0, description="fewer sentences in the kept lines: removed")
+    max_curly_bracket_lines: int | None = Field(None, ge=0, description="lines with '{' above this: removed")
+    min_num_sentences: int | None = Field(4, ge=0, description="fewer sentences in the kept lines: removed")
     min_kept_lines: int | None = Field(1, ge=0, description="fewer kept lines: removed (nothing left)")
+    remove_lines: bool = Field(False, description="delete the lines the line rules drop from kept documents (false: the rules only measure)")
     # line rules (decide which lines are kept)
     remove_citations: bool = Field(True, description="delete [1], [edit], [citation needed] from lines")
     end_punctuation: bool = Field(True, description="drop lines not ending in terminal punctuation (or ending in '...')")
@@ -53,7 +55,7 @@ class C4QualityFilter(Filter):
     Config = C4Config
     rewrites_text = True
     measure_params = ("remove_citations", "end_punctuation", "min_words_per_line", "max_word_length",
-                      "javascript_lines", "policy_lines")
+                      "javascript_lines", "policy_lines", "remove_lines")
     rules = (
         # "We removed any page where the phrase 'lorem ipsum' appeared"
         Rule("lorem_ipsum", "c4_lorem_ipsum_lines", "gt", "max_lorem_ipsum_lines"),
@@ -73,6 +75,7 @@ class C4QualityFilter(Filter):
         cfg = self.config
         lines = docs.lines
         stripped = strip(lines.values)
+        code = code_lines(lines)  # kept as they are and not judged: the rules are for prose
         keep = np.ones(len(stripped), bool)
         words = _word_count(stripped)  # str.split() words, counted before citations go
         unspaced = docs.unspaced[lines.parents]
@@ -96,25 +99,33 @@ class C4QualityFilter(Filter):
         if cfg.min_words_per_line is not None:
             # "only retained lines that contained at least 3 words"
             keep &= words >= cfg.min_words_per_line
-        lorem = keep & to_numpy(pc.match_substring(stripped, "lorem ipsum", ignore_case=True))
+        keep |= code
+        prose = keep & ~code
+        lorem = prose & to_numpy(pc.match_substring(stripped, "lorem ipsum", ignore_case=True))
         if cfg.javascript_lines:
             # "We removed any line with the word Javascript"
-            keep &= ~to_numpy(pc.match_substring(stripped, "javascript", ignore_case=True))
-        curly = keep & to_numpy(pc.match_substring(stripped, "{"))
+            prose &= ~to_numpy(pc.match_substring(stripped, "javascript", ignore_case=True))
+        curly = prose & to_numpy(pc.match_substring(stripped, "{"))
         if cfg.policy_lines:
             # reference code: drop lines about cookies and terms of use
-            keep &= ~to_numpy(pc.match_substring_regex(stripped, POLICY, ignore_case=True))
+            prose &= ~to_numpy(pc.match_substring_regex(stripped, POLICY, ignore_case=True))
+        keep = prose | code
+        if code.any():  # code lines stay as written: indented, citation-like [1] untouched
+            stripped = pc.if_else(pa.array(code), lines.values, stripped)
+            changed &= ~code
         kept = Pieces(stripped, lines.parents, docs.n).filter(keep)
         new_text = _join_lines(kept, docs.n)
         kept_tokens = _kept_line_tokens(docs, np.flatnonzero(keep), changed, stripped)
         signals = {
             "c4_lorem_ipsum_lines": lines.count(lorem),
             "c4_curly_bracket_lines": lines.count(curly),
-            "c4_sentences": kept.total(_sentences_per_line(kept_tokens)),
-            "c4_kept_lines": kept.count(),
+            "c4_sentences": kept.total(_sentences_per_line(kept_tokens) * ~code[keep]),
+            "c4_kept_lines": lines.count(prose),
             "c4_lines": lines.count(),
             "c4_removed_char_frac": 1.0 - ratio(lengths(new_text), docs.length),
         }
+        if not cfg.remove_lines:
+            return signals, docs
         # the cleaned text's tokens are its kept lines' tokens: later filters need not split again
         return signals, docs.with_text(new_text, kept_tokens.regroup(kept.parents, docs.n))
 

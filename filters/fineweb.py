@@ -22,12 +22,13 @@ class FineWebConfig(FilterConfig):
     min_line_punct_ratio: float | None = Field(0.12, ge=0, le=1, description="share of lines ending in terminal punctuation below: removed")
     max_short_line_ratio: float | None = Field(0.67, ge=0, le=1, description="share of short lines above: removed")
     short_line_length: int = Field(30, ge=0, description="a line of at most this many characters is short (a measurement setting)")
-    max_char_dup_ratio: float | None = Field(0.01, ge=0, le=1, description="share of characters in repeated lines above: removed")
+    max_char_dup_ratio: float | None = Field(0.2, ge=0, le=1, description="share of characters in repeated lines above: removed")
     max_newline_ratio: float | None = Field(0.3, ge=0, description="newlines per word above: removed (lists)")
 
 
 class FineWebQualityFilter(Filter):
     name = "fineweb"
+    measures_prose = True
     Config = FineWebConfig
     measure_params = ("short_line_length",)
     rules = (

@@ -12,14 +12,21 @@ measured and the word counts count characters.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text.stats import WS, Docs, ratio
+from curate.text.stats import WS, Docs, lengths, ratio, to_numpy
 
 
 class GopherConfig(FilterConfig):
+    words: Literal["whitespace", "tokens"] = Field(
+        "whitespace", description="what a word is (a measurement setting): whitespace: the paper's "
+        "whitespace-separated words; tokens: spaCy-English tokens, punctuation included, as datatrove 0.10")
     min_doc_words: int | None = Field(50, ge=0, description="fewer words: removed")
     max_doc_words: int | None = Field(100_000, ge=0, description="more words: removed")
     min_avg_word_length: float | None = Field(3, ge=0, description="shorter mean word length: removed")
@@ -33,6 +40,7 @@ class GopherConfig(FilterConfig):
 
 class GopherQualityFilter(Filter):
     name = "gopher"
+    measures_prose = True
     Config = GopherConfig
     rules = (
         # "word count ... outside the range of 50 to 100,000 words"
@@ -54,25 +62,59 @@ class GopherQualityFilter(Filter):
         Rule("min_stop_words", "gopher_stop_words", "lt", "min_stop_words"),
     )
     signals = tuple(dict.fromkeys(r.signal for r in rules))
+    measure_params = ("words",)
 
     def measure(self, docs: Docs) -> dict[str, np.ndarray]:
         tokens = docs.tokens
-        is_word = tokens.fact("is_word")
-        words = tokens.total(is_word)
-        word_chars = tokens.total(np.where(is_word, tokens.fact("length"), 0))
-        mean_length = ratio(word_chars, words)
+        if self.config.words == "whitespace":
+            words, word_chars, measured, alpha_words = whitespace_words(docs)
+            denominator = words
+        else:  # datatrove: counts and lengths over word tokens, ratios over every token
+            is_word = tokens.fact("is_word")
+            words = tokens.total(is_word)
+            word_chars = tokens.total(np.where(is_word, tokens.fact("length"), 0))
+            alpha_words = tokens.total(tokens.fact("has_alpha"))
+            denominator = tokens.count.astype(np.float64)
+            measured = words
+        mean_length = ratio(word_chars, measured)
         mean_length[docs.unspaced] = np.nan  # characters are not words: no word length
         lines = docs.lines
         return {
             "gopher_words": words,
             "gopher_mean_word_length": mean_length,
-            "gopher_hash_ratio": ratio(docs.count("#"), tokens.count),
-            "gopher_ellipsis_ratio": ratio(docs.count("...") + docs.count("…"), tokens.count),
+            "gopher_hash_ratio": ratio(docs.count("#"), denominator),
+            "gopher_ellipsis_ratio": ratio(docs.count("...") + docs.count("…"), denominator),
             "gopher_bullet_lines_ratio": lines.fraction(lines.matches(f"^[{WS}]*[•\\-]")),
             "gopher_ellipsis_lines_ratio": lines.fraction(lines.matches(f"(?:\\.\\.\\.|…)[{WS}]*$")),
-            "gopher_alpha_words_ratio": ratio(tokens.total(tokens.fact("has_alpha")), tokens.count),
+            "gopher_alpha_words_ratio": ratio(alpha_words, denominator),
             "gopher_stop_words": stop_words(docs),
         }
+
+
+def whitespace_words(docs: Docs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per document: words (whitespace-separated); the characters of their cores (edge
+    punctuation stripped) and how many have a core (the mean word length is over those: `--` is
+    no word of length 0); and the words with a letter. Documents in languages written without spaces count their
+    character words instead (curate.text.words), punctuation tokens aside."""
+    chunks = pc.utf8_split_whitespace(docs.text)
+    parents = to_numpy(pc.list_parent_indices(chunks))
+    encoded = pc.dictionary_encode(pc.list_flatten(chunks))  # facts of each distinct word once
+    codes = to_numpy(encoded.indices)
+    distinct = encoded.dictionary
+    has_alpha = to_numpy(pc.match_substring_regex(distinct, r"\pL")).astype(np.float64)
+    core = lengths(pc.replace_substring_regex(distinct, r"^[\pP\pS]+|[\pP\pS]+$", ""))
+    nonempty = lengths(distinct) > 0  # Arrow gives "" before leading and after trailing whitespace
+    words = np.bincount(parents, weights=nonempty[codes], minlength=docs.n)
+    chars = np.bincount(parents, weights=core[codes], minlength=docs.n)
+    cored = np.bincount(parents, weights=(core > 0)[codes], minlength=docs.n)
+    alpha = np.bincount(parents, weights=has_alpha[codes], minlength=docs.n)
+    unspaced = np.flatnonzero(docs.unspaced)
+    if len(unspaced):
+        tokens = docs.tokens
+        is_word = tokens.fact("is_word")
+        words[unspaced] = tokens.total(is_word)[unspaced]
+        alpha[unspaced] = tokens.total(is_word & tokens.fact("has_alpha"))[unspaced]
+    return words, chars, cored, alpha
 
 
 def stop_words(docs: Docs) -> np.ndarray:

@@ -21,7 +21,8 @@ from curate.filters.base import Filter, FilterConfig, Rule
 from curate.text.stats import Docs, Pieces, first_seen, ratio, strip, to_numpy
 
 TOP_N = {2: 0.2, 3: 0.18, 4: 0.16}  # n -> max share of characters in the most frequent n-gram
-DUP_N = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}  # n -> max share in repeated n-grams
+DUP_N = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}  # n -> the paper's max share in repeated n-grams
+DUP_N_DEFAULT = {n: round(2 * t, 2) for n, t in DUP_N.items()}  # curate's: twice the paper's (see above)
 
 
 class GopherRepetitionConfig(FilterConfig):
@@ -32,12 +33,12 @@ class GopherRepetitionConfig(FilterConfig):
     max_top_2_gram_frac: float | None = Field(TOP_N[2], ge=0, description="share of characters in the most frequent 2-gram")
     max_top_3_gram_frac: float | None = Field(TOP_N[3], ge=0, description="share of characters in the most frequent 3-gram")
     max_top_4_gram_frac: float | None = Field(TOP_N[4], ge=0, description="share of characters in the most frequent 4-gram")
-    max_dup_5_gram_frac: float | None = Field(DUP_N[5], ge=0, description="share of characters in repeated 5-grams")
-    max_dup_6_gram_frac: float | None = Field(DUP_N[6], ge=0, description="share of characters in repeated 6-grams")
-    max_dup_7_gram_frac: float | None = Field(DUP_N[7], ge=0, description="share of characters in repeated 7-grams")
-    max_dup_8_gram_frac: float | None = Field(DUP_N[8], ge=0, description="share of characters in repeated 8-grams")
-    max_dup_9_gram_frac: float | None = Field(DUP_N[9], ge=0, description="share of characters in repeated 9-grams")
-    max_dup_10_gram_frac: float | None = Field(DUP_N[10], ge=0, description="share of characters in repeated 10-grams")
+    max_dup_5_gram_frac: float | None = Field(DUP_N_DEFAULT[5], ge=0, description="share of characters in repeated 5-grams")
+    max_dup_6_gram_frac: float | None = Field(DUP_N_DEFAULT[6], ge=0, description="share of characters in repeated 6-grams")
+    max_dup_7_gram_frac: float | None = Field(DUP_N_DEFAULT[7], ge=0, description="share of characters in repeated 7-grams")
+    max_dup_8_gram_frac: float | None = Field(DUP_N_DEFAULT[8], ge=0, description="share of characters in repeated 8-grams")
+    max_dup_9_gram_frac: float | None = Field(DUP_N_DEFAULT[9], ge=0, description="share of characters in repeated 9-grams")
+    max_dup_10_gram_frac: float | None = Field(DUP_N_DEFAULT[10], ge=0, description="share of characters in repeated 10-grams")
 
 
 P = "gopher_repetition_"
@@ -45,6 +46,7 @@ P = "gopher_repetition_"
 
 class GopherRepetitionFilter(Filter):
     name = "gopher_repetition"
+    measures_prose = True
     Config = GopherRepetitionConfig
     rules = (
         # "duplicate paragraph fraction 0.30", "duplicate paragraph character fraction 0.20"

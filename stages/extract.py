@@ -141,7 +141,7 @@ class ExtractStage(Stage):
             reason = doc.reason
             if reason is None and (doc.text is None or not doc.text.strip()):
                 reason = "extract:empty"
-            path = origin.split("#", 1)[0]
+            path = readers.path_of(origin)
             cols["id"].append(schema.doc_id(origin))
             cols["origin"].append(origin)
             cols["text"].append(doc.text)

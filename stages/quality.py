@@ -102,7 +102,7 @@ class QualityStage(Stage):
                     text = _replace_rows(text, rows, new_text)
                     docs = docs.with_text(text)
             else:
-                measured = f.measure(sub)
+                measured = f.measure(sub.prose if f.measures_prose else sub)
             for column in f.signals:
                 signals[column][rows] = measured[column]
             for column in f.columns:

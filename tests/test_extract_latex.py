@@ -253,3 +253,12 @@ def test_openlogic_sections_are_documents_and_chapters_are_not():
     section, _ = parse_path(root / "set-theory" / "story" / "extensionality.tex")
     assert section is None
     assert parse_path(root / "set-theory" / "story" / "story.tex")[0] == "extract:latex:no_text"
+
+
+def test_authors_emails_orcids_and_affiliations_are_dropped():
+    body = ("\\author[E. G.]{Edisson {G}allego}\n\\email{egalleg@gmail.com}\n\\orcid{0000-0001-8407-7176}\n"
+            "\\affiliation{\\institution{University of Queensland}}\n\\icmlauthor{Ada}{inst1}\n" + PROSE)
+    text = doc({"main.tex": paper(body)}).text
+    for gone in ("Gallego", "egalleg", "0000-0001", "Queensland", "Ada", "inst1"):
+        assert gone not in text
+    assert PROSE in text

@@ -144,6 +144,28 @@ def test_gopher_rules(text, config, rule):
     assert fired("gopher", [text], **config) == [rule]
 
 
+def test_gopher_words_are_whitespace_words():
+    """The paper's words: a word with attached punctuation is one word with a letter, so
+    technical prose full of paths and punctuation is not read as symbols."""
+    text = "See /etc/fstab, then run `mount -a` (as root); it mounts every file system listed there."
+    s = measure("gopher", [text])
+    assert s["gopher_words"][0] == 15 and s["gopher_alpha_words_ratio"][0] == 1.0
+    tokens = measure("gopher", [text], words="tokens")  # datatrove's: punctuation tokens count
+    assert tokens["gopher_words"][0] == 16 and tokens["gopher_alpha_words_ratio"][0] < 0.7
+    assert measure("gopher", ["  leading and trailing  "])["gopher_words"][0] == 3
+    assert measure("gopher", ["an -- aside"])["gopher_mean_word_length"][0] == pytest.approx(3.5)  # -- has no core
+
+
+def test_prose_filters_measure_prose_not_code_blocks():
+    code = "```\n" + "x = [1, 2, 3]  # (x,y)\n" * 30 + "```"
+    text = GOOD + "\n" + code
+    stage = QualityStage(QualityConfig(filters=["gopher", "fineweb", "gopher_repetition"]))
+    result = stage.process(table([text]))
+    assert result.removed.num_rows == 0
+    kept = result.kept.to_pylist()[0]
+    assert kept["text"] == text and kept["gopher_words"] == measure("gopher", [GOOD])["gopher_words"][0]
+
+
 def test_gopher_ratios_are_measured_at_float32_precision():
     # 3 of 10 lines end in an ellipsis: exactly the 0.3 limit, which does not remove
     text = TRAILING_OFF(7, 3)
@@ -216,28 +238,39 @@ def test_c4_removes_lines_and_records_it():
             "We use cookies on this site.\n  Another good line here. And more! Yes.[1]  \nToo short.\n"
             "A line that ends with dots...\n" + "x" * 1001 + " is a very long word.")
     cls = FILTERS["c4"]
-    signals, new = cls(cls.Config()).rewrite(Docs(pa.array([text], pa.large_string())))
+    signals, new = cls(cls.Config(remove_lines=True)).rewrite(Docs(pa.array([text], pa.large_string())))
     new_text = new.text
     assert new_text.to_pylist() == ["Hello there my friend.\nAnother good line here. And more! Yes."]
     assert signals["c4_lines"][0] == 8 and signals["c4_kept_lines"][0] == 2
     assert signals["c4_sentences"][0] == 4  # 1 + 3
     assert signals["c4_removed_char_frac"][0] == pytest.approx(1 - len(new_text[0].as_py()) / len(text))
+    # by default the line rules only measure: the page is judged on what they keep, the text stays
+    measured, same = cls(cls.Config()).rewrite(Docs(pa.array([text], pa.large_string())))
+    assert same.text.to_pylist() == [text] and measured["c4_sentences"][0] == 4
+    assert measured["c4_removed_char_frac"][0] == signals["c4_removed_char_frac"][0]
     keep_all = cls(cls.Config(end_punctuation=False, min_words_per_line=None, javascript_lines=False,
-                              policy_lines=False, max_word_length=None, remove_citations=False))
+                              policy_lines=False, max_word_length=None, remove_citations=False, remove_lines=True))
     _, unchanged = keep_all.rewrite(Docs(pa.array(["a\nb c", "x"], pa.large_string())))
     assert unchanged.text.to_pylist() == ["a\nb c", "x"]
     assert unchanged.tokens.count.tolist() == [3, 1]  # handed on with the new text
 
 
 @pytest.mark.parametrize("text, rule", [
-    ("One sentence here. Two sentences here. Three is here. Four is here. Five is here.", None),
-    ("One sentence here. Two sentences here. Three is here. Four is here.", "min_num_sentences"),
+    ("One sentence here. Two sentences here. Three is here. Four is here.", None),
+    ("One sentence here. Two sentences here. Three is here.", "min_num_sentences"),
     ("Lorem ipsum dolor sit amet. " * 5, "lorem_ipsum"),
-    ("We like code { a lot }. " * 5, "curly_bracket"),
-    ("no punctuation at all here\n" * 5, "min_num_sentences"),
+    ("no punctuation at all here\n" * 5, "min_num_sentences"),  # no line ends a sentence
 ])
 def test_c4_rules(text, rule):
     assert fired("c4", [text]) == [rule]
+
+
+def test_c4_curly_bracket_rule_is_off_by_default():
+    """C4 removed any page with a '{' (a sign of code). Code blocks are fenced and not judged
+    now; in prose a brace is a shell variable or a set, as on 5 Debian Reference pages."""
+    text = "We like code { a lot }. " * 5
+    assert fired("c4", [text]) == [None]
+    assert fired("c4", [text], max_curly_bracket_lines=0) == ["curly_bracket"]
 
 
 def test_c4_counts_sentences_like_the_sentencizer():
@@ -456,3 +489,12 @@ def test_vocabulary_arrays_grow_with_the_words_not_the_calls():
     assert len(ws.vocab) == 600
     assert all(len(getattr(ws.vocab, name)) <= 2 * len(ws.vocab) for name in ws.vocab.FACTS)
     assert ws.vocab.length[ws.vocab.id("word199x2")] == len("word199x2")
+
+
+def test_prose_views():
+    from curate.text.prose import code_lines, without_code
+
+    texts = pa.array(["para one\n```\ncode {\n}\n```\npara two", "no code", "a\n```py\nunclosed\nx"], pa.large_string())
+    assert without_code(texts).to_pylist() == ["para one\npara two", "no code", "a\n"]
+    lines = Pieces.splitlines(texts)
+    assert code_lines(lines).tolist() == [False, True, True, True, True, False, False, False, True, True, True]

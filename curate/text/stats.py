@@ -208,6 +208,16 @@ class Docs:
         return docs
 
     @functools.cached_property
+    def prose(self) -> "Docs":
+        """The same documents without their fenced code blocks (curate.text.prose): what prose
+        rules measure. Itself when no document has one."""
+        from curate.text.prose import has_code, without_code
+
+        if not has_code(self.text):
+            return self
+        return self.with_text(without_code(self.text))
+
+    @functools.cached_property
     def length(self) -> np.ndarray:
         """Code points per document."""
         return lengths(self.text)
