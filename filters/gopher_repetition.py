@@ -1,6 +1,5 @@
 """Gopher repetition rules: Rae et al. 2021, "Scaling Language Models: Methods, Analysis &
-Insights from Training Gopher", appendix A.1.1 and table A1. Defaults as datatrove 0.10's
-GopherRepetitionFilter (the paper's table A1).
+Insights from Training Gopher", appendix A.1.1 and table A1.
 
 Lines are split at runs of newlines, paragraphs at blank lines (of the stripped text); a
 fraction of characters is relative to the whole text. N-grams are of curate.text.words tokens:
@@ -8,6 +7,14 @@ fraction of characters is relative to the whole text. N-grams are of curate.text
 spaces; "duplicate n-grams" counts the characters of n-grams seen before in the text, walking
 left to right and jumping past each duplicate, as datatrove does. N-gram rules are not measured
 for languages written without spaces (their tokens are characters, not words).
+
+Defaults are the paper's (table A1) but for the duplicated 5- to 10-gram shares, twice the
+paper's (0.30 ... 0.20; `DUP_N` keeps the paper's, the fineweb preset uses them): reference
+documentation repeats its formulas ("Return value: New reference. Part of the Stable ABI."),
+and the paper's limits removed 75 of 530 Python docs pages, while on DCLM's human labels they
+removed none of the 129 bad texts. Measured effect of the defaults (scripts/eval_curation.py):
+no Debian Reference page, 13 of 530 Python docs pages, 4 of 129 bad and none of 152 good
+DCLM-labelled texts.
 """
 
 from __future__ import annotations

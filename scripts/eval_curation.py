@@ -17,8 +17,9 @@ process, stage by stage through each stage's pure `process()`, on the reference 
 (c) paragraph integrity on html-gold (245 pages): of the gold paragraphs that appear in the
     extracted text, the share found on one line of it (a paragraph cut by hard line wraps or
     glued to its neighbours is not);
-(d) python-docs: the share of kept prose lines (outside ``` code blocks) that begin mid-sentence,
-    with a lower-case word (what line-removing filters leave of wrapped paragraphs);
+(d) python-docs: of the kept prose lines (outside ``` code blocks) found in their page's HTML,
+    the share that begin inside a paragraph of the source, not at its start (hard line wraps,
+    and what line-removing filters leave of a paragraph);
 (e) code language: on the github-linguist samples whose extension is in curate's code table,
     the share labelled with the language their folder names.
 
@@ -40,7 +41,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import lxml.html  # noqa: E402
-import regex  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ class Outcome:
         chars = sum(map(len, self.extracted.values()))
         kept_chars = sum(map(len, self.kept.values()))
         return {"docs": docs, "kept_docs": len(self.kept), "doc_share": _share(len(self.kept), docs),
-                "char_share": _share(kept_chars, chars), "reasons": dict(Counter(self.removed.values()).most_common(4)),
+                "char_share": _share(kept_chars, chars), "reasons": dict(Counter(self.removed.values()).most_common()),
                 "extract_removed": dict(self.extract_removed)}
 
 
@@ -129,9 +129,9 @@ class Chain:
             if stage is None or table.num_rows == 0:
                 continue
             result = stage.process(table)
-            out.removed.update(zip(result.removed.column("origin").to_pylist(), result.removed.column("reason").to_pylist()))
-            if stage is self.langid:
-                out.lang.update(zip(result.removed.column("origin").to_pylist(), result.removed.column("lang").to_pylist()))
+            removed = result.removed.column("origin").to_pylist()
+            out.removed.update(zip(removed, result.removed.column("reason").to_pylist()))
+            out.lang.update(zip(removed, result.removed.column("lang").to_pylist()))
             table = result.kept
         out.kept.update(zip(table.column("origin").to_pylist(), table.column("text").to_pylist()))
         out.lang.update(zip(table.column("origin").to_pylist(), table.column("lang").to_pylist()))
@@ -164,6 +164,7 @@ def dclm(chain: Chain, corpora: Path) -> dict:
     outcome = chain.run(path)
     good = bad = good_kept = bad_removed = 0
     lost: Counter = Counter()
+    caught: Counter = Counter()
     for line_no, label in enumerate(labels, 1):
         origin = f"{path.name}#{line_no}"
         kept = origin in outcome.kept
@@ -175,9 +176,11 @@ def dclm(chain: Chain, corpora: Path) -> dict:
         else:
             bad += 1
             bad_removed += not kept
+            if not kept:
+                caught[outcome.removed.get(origin) or _extract_reason(outcome, origin)] += 1
     return {"good": good, "good_kept": good_kept, "good_kept_share": _share(good_kept, good), "bad": bad,
             "bad_removed": bad_removed, "bad_removed_share": _share(bad_removed, bad),
-            "good_lost_to": dict(lost.most_common(6))}
+            "good_lost_to": dict(lost.most_common()), "bad_removed_by": dict(caught.most_common())}
 
 
 def _extract_reason(outcome: Outcome, origin: str) -> str:
@@ -246,8 +249,8 @@ def integrity(chain: Chain, corpora: Path) -> dict:
 # -- (d) mid-sentence lines --------------------------------------------------------------------
 
 _FENCE = re.compile(r"^\s*```")
-# a line that starts with a lower-case word (not an identifier such as os.getcwd() or x_1)
-_MID_SENTENCE = regex.compile(r"^\s*\p{Ll}[\p{L}\p{M}'’\-]*(?:[ ,;:]|$)")
+_SOURCE_BLOCKS = ("p", "li", "dd", "dt", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "caption", "figcaption")
+KEY_CHARS = 60  # a line is found in its page by its first characters
 
 
 def prose_lines(text: str) -> list[str]:
@@ -261,11 +264,34 @@ def prose_lines(text: str) -> list[str]:
     return out
 
 
-def mid_sentence(outcome: Outcome) -> dict:
-    lines = [line for text in outcome.kept.values() for line in prose_lines(text)]
-    mid = [line for line in lines if _MID_SENTENCE.match(line)]
-    return {"lines": len(lines), "mid_sentence": len(mid), "share": _share(len(mid), len(lines)),
-            "examples": [m[:80] for m in mid[:5]]}
+def page_blocks(raw: bytes) -> str:
+    """The text of every paragraph-like block of an HTML page, whitespace collapsed, each block
+    after a NUL: a line found right after a NUL starts a block, one found elsewhere starts inside."""
+    tree = lxml.html.fromstring(raw)
+    blocks = [norm(el.text_content()) for el in tree.iter(*_SOURCE_BLOCKS)]
+    return "".join("\x00" + b for b in blocks if b)
+
+
+def mid_sentence(outcome: Outcome, root: Path) -> dict:
+    """Of the kept prose lines found in their page's HTML, the share that begin inside a source
+    paragraph (a hard line wrap, or what a line filter left of a paragraph) rather than at its start."""
+    starts = mids = 0
+    examples = []
+    for origin, text in sorted(outcome.kept.items()):
+        from curate import readers
+
+        blocks = page_blocks((root / readers.path_of(origin)).read_bytes())
+        for line in prose_lines(text):
+            key = norm(line)[:KEY_CHARS]
+            if len(key) < 20:
+                continue  # too short to place
+            if "\x00" + key in blocks:
+                starts += 1
+            elif key in blocks:
+                mids += 1
+                if len(examples) < 5:
+                    examples.append(line[:80])
+    return {"lines": starts + mids, "mid_sentence": mids, "share": _share(mids, starts + mids), "examples": examples}
 
 
 # -- (e) code language -------------------------------------------------------------------------
@@ -329,7 +355,7 @@ def evaluate(corpora: Path, config: str | None = None, overrides: list[str] = ()
             outcome = run_set(chain, roots)
             result["reference"][name] = outcome.figures()
             if name == "python-docs":
-                result["mid_sentence"] = mid_sentence(outcome)
+                result["mid_sentence"] = mid_sentence(outcome, roots[0])
     if wanted("dclm"):
         result["dclm"] = dclm(chain, corpora)
     if wanted("html-gold"):
@@ -346,12 +372,12 @@ def _pct(x: float | None) -> str:
 def markdown(r: dict) -> str:
     lines = ["| set | documents | kept | characters kept | main reasons removed |", "|---|---:|---:|---:|---|"]
     for name, f in r.get("reference", {}).items():
-        reasons = ", ".join(f"{k} {v}" for k, v in f["reasons"].items()) or "–"
+        reasons = ", ".join(f"{k} {v}" for k, v in list(f["reasons"].items())[:4]) or "–"
         lines.append(f"| {name} | {f['docs']} | {f['kept_docs']} ({_pct(f['doc_share'])}) | {_pct(f['char_share'])} | {reasons} |")
     lines.append("")
     if "dclm" in r:
         d = r["dclm"]
-        lost = ", ".join(f"{k} {v}" for k, v in d["good_lost_to"].items())
+        lost = ", ".join(f"{k} {v}" for k, v in list(d["good_lost_to"].items())[:5])
         lines.append(f"- dclm-agreement: good kept {d['good_kept']}/{d['good']} ({_pct(d['good_kept_share'])}), "
                      f"bad removed {d['bad_removed']}/{d['bad']} ({_pct(d['bad_removed_share'])}); good lost to: {lost}")
     if "integrity" in r:

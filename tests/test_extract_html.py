@@ -187,6 +187,21 @@ def test_render_blocks_of_trafilaturas_tree():
                                          "```", "one line block", "```", "quoted text"]
 
 
+def test_code_that_trafilatura_calls_a_quote_stays_code():
+    """A <pre> inside a definition list comes out of trafilatura as a <quote>: the marks that
+    mark_code put around every <pre> make it a fenced code block all the same."""
+    from lxml import etree
+
+    from curate.readers.html_text import CODE_END, CODE_START, mark_code, render
+
+    tree, _ = parse("<html><body><dl><dd><p>Called as:</p><pre>x = f(a,\n      b)</pre></dd></dl></body></html>")
+    mark_code(tree)
+    assert tree.xpath("string(//pre)") == f"{CODE_START}x = f(a,\n      b){CODE_END}"
+    body = etree.fromstring(f"<body><p>Called as:</p><quote>{CODE_START}x = f(a,\n      b){CODE_END}</quote>"
+                            f"<p>where f is {CODE_START}g{CODE_END} here</p></body>")
+    assert render(body) == "Called as:\n```\nx = f(a,\n      b)\n```\nwhere f is\n```\ng\n```\nhere"
+
+
 def test_permalinks_are_dropped():
     from curate.readers.html_text import drop_permalinks
 

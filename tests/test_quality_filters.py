@@ -343,7 +343,7 @@ def test_code_rules_are_the_quality_stages_and_replayable():
 def test_academic_rules():
     prose = " ".join(["We study the problem of learning with noisy labels and show bounds."] * 12)
     math = prose + " $$" + "x^2 + y^2 = z^2 " * 150 + "$$"
-    macros = r"\newcommand{\R}{\mathbb{R}}\def\a{b}\renewcommand\c{d} " * 40 + prose
+    macros = r"\newcommand{\R}{\mathbb{R}}\def\a{\b}\renewcommand\c{\d} " * 80 + prose
     assert fired("academic", ["A short abstract.", prose, math, macros]) == [
         "min_words", None, "max_math_frac", "max_command_ratio"]
 

@@ -61,9 +61,31 @@ _PERMALINKS = etree.XPath(
     " and translate(normalize-space(.), '¶#§🔗⚓', '') = '')]")
 
 
+_PRE = etree.XPath("//pre")
+# Around the text of each <pre>: trafilatura turns some code blocks into quotes or paragraphs
+# (a <pre> inside a definition list), so the marks, not its tags, tell `render` what is code.
+CODE_START, CODE_END = "\ue001", "\ue002"  # private-use characters
+_CODE_SPAN = re.compile(f"{CODE_START}(.*?)(?:{CODE_END}|$)", re.DOTALL)
+
+
 def drop_permalinks(tree: HtmlElement) -> None:
     for anchor in _PERMALINKS(tree):
         anchor.drop_tree()  # keeps the text after it
+
+
+def mark_code(tree: HtmlElement) -> None:
+    """Put CODE_START and CODE_END around the text of every <pre> (outermost ones)."""
+    for pre in _PRE(tree):
+        if any(a.tag == "pre" for a in pre.iterancestors()):
+            continue
+        pre.text = CODE_START + (pre.text or "")
+        last = pre
+        while len(last):
+            last = last[-1]
+        if last is pre:
+            pre.text += CODE_END
+        else:
+            last.tail = (last.tail or "") + CODE_END
 
 
 @dataclass
@@ -186,16 +208,29 @@ def render(body) -> str:
     blocks: list[str] = []
     current: list[str] = []
 
-    def flush() -> None:
-        text = "".join(current)
-        current.clear()
+    def prose(text: str) -> None:
         lines = (" ".join(line.split()) for line in text.split(_BREAK))
         block = "\n".join(line for line in lines if line)
         if block:
             blocks.append(block)
 
+    def code(text: str) -> None:
+        text = text.replace(CODE_START, "").replace(CODE_END, "").replace(_BREAK, "\n").strip("\n").rstrip()
+        if text.strip():
+            blocks.append(fence(text))
+
+    def flush() -> None:
+        text = "".join(current)
+        current.clear()
+        start = 0
+        for m in _CODE_SPAN.finditer(text):  # a marked <pre> inside what trafilatura calls prose
+            prose(text[start:m.start()])
+            code(m.group(1))
+            start = m.end()
+        prose(text[start:].replace(CODE_END, ""))
+
     def inline_text(el) -> str:
-        return " ".join("".join(el.itertext()).split())
+        return " ".join("".join(el.itertext()).replace(CODE_START, "").replace(CODE_END, "").split())
 
     def walk(el) -> None:
         tag = el.tag
@@ -207,9 +242,7 @@ def render(body) -> str:
             pass
         elif tag == "code" and _is_code_block(el):
             flush()
-            code = "".join(el.itertext()).strip("\n").rstrip()
-            if code.strip():
-                blocks.append(fence(code))
+            code("".join(el.itertext()))
         elif tag == "row":
             flush()
             cells = [inline_text(c) for c in el]
@@ -281,6 +314,7 @@ def extract_page(data: bytes, settings, *, url: str | None = None, http_charset:
         return Page(reason="extract:empty")
     meta, canonical = metadata(tree)
     drop_permalinks(tree)
+    mark_code(tree)
     if encoding != "utf-8":
         meta["encoding"] = encoding
     text, full = main_text(tree, settings, url or canonical)
