@@ -9,10 +9,10 @@ outnumber the words (`max_command_ratio`: macro definitions, TikZ pictures, a br
 extraction). Thresholds were chosen on the 663 documents extract makes of the Open Logic
 textbook (../shared/corpora/academic/openlogic) and the 5 arXiv papers: a proof-heavy logic text
 has a median math share of 0.21 (95th percentile 0.49) and 0.21 commands per word (95th
-percentile 0.75, 99th 1.69). The defaults remove 53 of the 663 (scripts/eval_curation.py): 47
+percentile 0.75, 99th 1.69). The defaults remove 52 of the 663 (scripts/eval_curation.py): 47
 part and chapter files of under 100 words (an editorial note and the \olimport lines of their
-sections), 2 pages of derivations over 70% math and 4 inference-rule tables in bussproofs markup
-with over 2 commands per word. Limits of 0.6 math and 1 command per word removed 22 more,
+sections), 2 pages of derivations over 70% math and 3 inference-rule tables in bussproofs markup
+with over 2 commands per word. Limits of 0.6 math and 1 command per word removed 23 more,
 proof-rule sections with prose among them, and kept 88% of the textbook's documents.
 
 Words are runs of letters not part of a command; math is the text inside $...$, $$...$$,

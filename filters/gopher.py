@@ -3,15 +3,15 @@ from Training Gopher", appendix A.1.1 (MassiveWeb quality filters), with the pap
 
 Words are the paper's: whitespace-separated (`words: whitespace`). A word counts as alphabetic
 when it has a letter, so `/etc/fstab,` and `(UEFI)` are words with letters, and the mean word
-length is over the words' cores (edge punctuation stripped; `--` is no word). datatrove 0.10
+length is over the words' letters and digits (their word tokens; `--` is no word). datatrove 0.10
 counts spaCy-English tokens instead, punctuation included (`words: tokens`, as the fineweb
 preset): every comma and bracket is then a "word" without a letter, which removed every English,
 German, Spanish, French, Indonesian, Italian and Portuguese chapter of the Debian Reference and
 361 of the 530 Python docs pages (alphabetic share 0.61-0.77 in tokens, 0.75-0.93 in whitespace
-words). Measured effect of the defaults (scripts/eval_curation.py, text without code blocks):
-no Debian Reference chapter and 23 of 530 Python docs pages removed (16 pages under 50 words, 7
-with fewer than 2 stop words: navigation and index stubs), 15 of 129 bad and none of 152 good
-DCLM-labelled texts.
+words). Measured effect of the defaults (scripts/eval_curation.py, text without code blocks;
+documents for which this filter's rule fired first): no Debian Reference chapter and 29 of 530
+Python docs pages (16 under 50 words, 7 with fewer than 2 stop words: navigation and index
+stubs; 6 tables of identifiers), 20 of 129 bad and none of 152 good DCLM-labelled texts.
 
 Per language: the stop-word rule uses the document's language list (NaN, so skipped, where
 curate.text.words has none); for languages written without spaces (zh, ja, th, ...) words are
@@ -24,12 +24,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.filters.base import Filter, FilterConfig, Rule
-from curate.text.stats import WS, Docs, lengths, ratio, to_numpy
+from curate.text.stats import WS, Docs, ratio
 
 
 class GopherConfig(FilterConfig):
@@ -101,26 +99,20 @@ class GopherQualityFilter(Filter):
 
 
 def whitespace_words(docs: Docs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per document: words (whitespace-separated); the characters of their cores (edge
-    punctuation stripped) and how many have a core (the mean word length is over those: `--` is
-    no word of length 0); and the words with a letter. Documents in languages written without spaces count their
-    character words instead (curate.text.words), punctuation tokens aside."""
-    chunks = pc.utf8_split_whitespace(docs.text)
-    parents = to_numpy(pc.list_parent_indices(chunks))
-    encoded = pc.dictionary_encode(pc.list_flatten(chunks))  # facts of each distinct word once
-    codes = to_numpy(encoded.indices)
-    distinct = encoded.dictionary
-    has_alpha = to_numpy(pc.match_substring_regex(distinct, r"\pL")).astype(np.float64)
-    core = lengths(pc.replace_substring_regex(distinct, r"^[\pP\pS]+|[\pP\pS]+$", ""))
-    nonempty = lengths(distinct) > 0  # Arrow gives "" before leading and after trailing whitespace
-    words = np.bincount(parents, weights=nonempty[codes], minlength=docs.n)
-    chars = np.bincount(parents, weights=core[codes], minlength=docs.n)
-    cored = np.bincount(parents, weights=(core > 0)[codes], minlength=docs.n)
-    alpha = np.bincount(parents, weights=has_alpha[codes], minlength=docs.n)
+    """Per document: words (whitespace-separated chunks); the characters of their word tokens
+    and how many words have one (the mean word length is over those, punctuation aside: `--` is
+    no word of length 0); and the words with a letter. Documents in languages written without
+    spaces count their character words instead (curate.text.words tokens), punctuation aside."""
+    tokens = docs.tokens
+    is_word = tokens.fact("is_word")
+    has_word, owner = tokens.per_chunk(is_word)
+    has_alpha, _ = tokens.per_chunk(tokens.fact("has_alpha"))
+    words = np.bincount(owner, minlength=docs.n).astype(np.float64)
+    cored = np.bincount(owner, weights=has_word, minlength=docs.n)
+    alpha = np.bincount(owner, weights=has_alpha, minlength=docs.n)
+    chars = tokens.total(np.where(is_word, tokens.fact("length"), 0))
     unspaced = np.flatnonzero(docs.unspaced)
     if len(unspaced):
-        tokens = docs.tokens
-        is_word = tokens.fact("is_word")
         words[unspaced] = tokens.total(is_word)[unspaced]
         alpha[unspaced] = tokens.total(is_word & tokens.fact("has_alpha"))[unspaced]
     return words, chars, cored, alpha

@@ -461,6 +461,12 @@ class WordSplitter:
     def split(self, texts: pa.Array, unspaced: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of every text (nulls count as empty), concatenated, and offsets
         (len(texts) + 1) into them."""
+        ids, offsets, _ = self.split_chunks(texts, unspaced)
+        return ids, offsets
+
+    def split_chunks(self, texts: pa.Array, unspaced: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`split`, and for every token whether it is the first of its whitespace-separated
+        chunk (Gopher's words are those chunks)."""
         n = len(texts)
         if unspaced is None or not unspaced.any():
             return self._split_mode(texts, False)
@@ -471,16 +477,19 @@ class WordSplitter:
         counts = np.zeros(n, np.int64)
         pieces = []
         for rows, mode in parts:
-            ids, offsets = self._split_mode(texts.take(pa.array(rows)), mode)
+            ids, offsets, first = self._split_mode(texts.take(pa.array(rows)), mode)
             counts[rows] = np.diff(offsets)
-            pieces.append((rows, ids, offsets))
+            pieces.append((rows, ids, first))
         offsets = np.concatenate([[0], np.cumsum(counts)])
         out = np.empty(offsets[-1], np.int32)
-        for rows, ids, offs in pieces:
-            out[ranges(offsets[rows], counts[rows])] = ids
-        return out, offsets
+        starts = np.empty(offsets[-1], bool)
+        for rows, ids, first in pieces:
+            at = ranges(offsets[rows], counts[rows])
+            out[at] = ids
+            starts[at] = first
+        return out, offsets, starts
 
-    def _split_mode(self, texts: pa.Array, unspaced: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _split_mode(self, texts: pa.Array, unspaced: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chunks = pc.utf8_split_whitespace(pc.fill_null(texts, ""))
         parents = pc.list_parent_indices(chunks).to_numpy()
         encoded = pc.dictionary_encode(pc.list_flatten(chunks))
@@ -496,8 +505,10 @@ class WordSplitter:
         starts = np.cumsum(lengths) - lengths
         occ_len = lengths[codes]
         ids = flat[ranges(starts[codes], occ_len)]
+        first = np.zeros(len(ids), bool)
+        first[(np.cumsum(occ_len) - occ_len)[occ_len > 0]] = True  # each chunk's first token
         counts = np.bincount(parents, weights=occ_len, minlength=len(texts)).astype(np.int64)
-        return ids, np.concatenate([[0], np.cumsum(counts)])
+        return ids, np.concatenate([[0], np.cumsum(counts)]), first
 
     def tokens(self, text: str, unspaced: bool = False) -> list[str]:
         """The tokens of one text as strings (for tests and inspection)."""
