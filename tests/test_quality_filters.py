@@ -452,7 +452,9 @@ def test_rule_fires_on_nan_never():
 def test_quality_on_the_web_corpus(cli, tmp_path):
     src = corpus("web", "jsonl")
     config = tmp_path / "pipeline.yaml"
-    config.write_text("stages: [extract, langid, quality]\nlangid:\n  min_score: 0.5\n")
+    # C4 deletes the lines its rules drop here (by default they only measure), to check the rewrite
+    config.write_text("stages: [extract, langid, quality]\nlangid:\n  min_score: 0.5\n"
+                      "quality:\n  c4:\n    remove_lines: true\n")
     out = tmp_path / "out"
     result = cli("run", "--config", config, "--input", src, "--output", out, "--workers", "2")
     assert result.exit_code == 0, result.output
