@@ -500,3 +500,26 @@ def test_prose_views():
     assert without_code(texts).to_pylist() == ["para one\npara two", "no code", "a\n"]
     lines = Pieces.splitlines(texts)
     assert code_lines(lines).tolist() == [False, True, True, True, True, False, False, False, True, True, True]
+
+
+def test_fineweb_preset_keeps_datatroves_decisions():
+    """configs/fineweb.yaml: datatrove 0.10's FineWeb chain, quirks included (its agreement with
+    datatrove itself, 99.85% on the Common Crawl sample, is scripts/quality_parity.py's report)."""
+    from curate import config
+    from curate.cli.common import resolve_config
+
+    preset = config.load(resolve_config("fineweb"))
+    assert preset.section("langid").languages == ["en"] and preset.section("langid").min_score == 0.65
+    quality = preset.section("quality")
+    assert quality.filters == ["gopher_repetition", "gopher", "c4", "fineweb"]
+    technical = ("The file /etc/fstab (see fstab(5)) lists the file systems; mount(8) reads it at boot. "
+                 "Each line has six fields: the device (UUID=..., LABEL=... or /dev/sda1), the mount point "
+                 "(/, /home, /boot/efi), the type (ext4, vfat, swap), the options (defaults, noatime, ro), "
+                 "dump (0) and pass (1, 2). Run \"mount -a\" as root to test a change; \"findmnt --verify\" "
+                 "checks the syntax. Keep a rescue medium at hand, and a copy of the old file with the date.")
+    braces = GOOD + "\nSet it with ${HOME} or {a, b}."
+    default = QualityStage(QualityConfig()).process(table([technical, braces]))
+    fineweb = QualityStage(quality).process(table([technical, braces]))
+    assert default.removed.num_rows == 0
+    assert fineweb.removed.column("reason").to_pylist() == ["quality:gopher:min_alpha_words_ratio",
+                                                             "quality:c4:curly_bracket"]
