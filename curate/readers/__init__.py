@@ -20,7 +20,7 @@ import pyarrow as pa
 # The unit table: what readers produce and extract.process() consumes.
 UNIT_SCHEMA = pa.schema(
     [
-        ("origin", pa.string()),  # path relative to the input root, plus #n inside containers
+        ("origin", pa.string()),  # origin_of(path relative to the input root), plus #n inside containers
         ("format", pa.string()),  # the reader's format name (jsonl, parquet, text, ...)
         ("payload", pa.large_binary()),  # raw bytes of the unit (null when `text` is given)
         ("text", pa.large_string()),  # already-decoded text (Parquet rows)

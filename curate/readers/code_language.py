@@ -7,7 +7,8 @@ Names are GitHub Linguist's, lower-cased (`code:<language>`). The content rules 
 regular expressions over the first characters of a file: each candidate language scores its
 matches, the highest wins, and without any match the extension's usual owner stays. Measured on
 the github-linguist samples whose extension is in the table (scripts/eval_curation.py, the
-folder names the truth): extension alone 58.8% right, with the content rules 9x.x%.
+folder names the truth, a dialect counts as its language): extension alone 58.8% right (550
+of 935), with the content rules 95.3% (909 of 954; the table also grew).
 """
 
 from __future__ import annotations
@@ -328,7 +329,8 @@ def looks_like_code(text: str) -> bool:
     its visible characters are code symbols and fewer than half of its lines are sentences (six
     words or more, ending in punctuation). On the linguist samples without a known extension
     2,028 of 2,255 files are code by this test (the rest: CSV, checksums, plain-text formats),
-    and 9 of 335 UDHR translations and 2 of 193 fortune files (ASCII art) are."""
+    and 9 of 335 UDHR translations (legacy encodings that decode as symbols) and 3 of 194
+fortune files (ASCII art and banners) are."""
     head = text[:HEAD_CHARS]
     visible = len(head) - sum(head.count(c) for c in " \t\n\r")
     if visible == 0:
