@@ -1,5 +1,6 @@
 """Gopher quality rules: Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights
-from Training Gopher", appendix A.1.1 (MassiveWeb quality filters), with the paper's thresholds.
+from Training Gopher", appendix A.1.1 (MassiveWeb quality filters), with the paper's thresholds
+but for the minimum of 80 words (the paper's 50: see the field).
 
 Words are the paper's: whitespace-separated (`words: whitespace`). A word counts as alphabetic
 when it has a letter, so `/etc/fstab,` and `(UEFI)` are words with letters, and the mean word
@@ -34,7 +35,9 @@ class GopherConfig(FilterConfig):
     words: Literal["whitespace", "tokens"] = Field(
         "whitespace", description="what a word is (a measurement setting): whitespace: the paper's "
         "whitespace-separated words; tokens: spaCy-English tokens, punctuation included, as datatrove 0.10")
-    min_doc_words: int | None = Field(50, ge=0, description="fewer words: removed")
+    # 80, not the paper's 50: DCLM's human labels call short snippets bad (13 more of 129 bad texts
+    # removed, 1 of 152 good lost, 2 of 530 Python docs pages)
+    min_doc_words: int | None = Field(80, ge=0, description="fewer words: removed")
     max_doc_words: int | None = Field(100_000, ge=0, description="more words: removed")
     min_avg_word_length: float | None = Field(3, ge=0, description="shorter mean word length: removed")
     max_avg_word_length: float | None = Field(10, ge=0, description="longer mean word length: removed")

@@ -129,11 +129,11 @@ def test_splitlines_follows_python():
     ("the cat and the dog", {}, "min_doc_words"),
     (GOOD, {"max_doc_words": 40}, "max_doc_words"),
     (" ".join(["a to of be the and it is"] * 10), {}, "min_avg_word_length"),
-    (" ".join(["the and incomprehensibilities internationalization counterrevolutionaries"] * 12), {},
+    (" ".join(["the and incomprehensibilities internationalization counterrevolutionaries"] * 20), {},
      "max_avg_word_length"),
     (GOOD + " #tag" * 20, {}, "max_hash_ratio"),
     (GOOD + " wait..." * 20, {}, "max_ellipsis_ratio"),
-    ("\n".join(["- the item and that with it"] * 10), {}, "max_bullet_lines_ratio"),
+    ("\n".join(["- the item and that with it"] * 15), {}, "max_bullet_lines_ratio"),
     (TRAILING_OFF(6, 4), {"min_doc_words": 10}, "max_ellipsis_lines_ratio"),
     (GOOD + " 1 2 3 4 5 6 7 8 9 10" * 4, {}, "min_alpha_words_ratio"),
     (" ".join(["Researchers measured temperature, rainfall, soil moisture across twelve regions over three",
@@ -512,7 +512,8 @@ def test_fineweb_preset_keeps_datatroves_decisions():
     assert preset.section("langid").languages == ["en"] and preset.section("langid").min_score == 0.65
     quality = preset.section("quality")
     assert quality.filters == ["gopher_repetition", "gopher", "c4", "fineweb"]
-    technical = ("The file /etc/fstab (see fstab(5)) lists the file systems; mount(8) reads it at boot. "
+    technical = ("The file /etc/fstab (see fstab(5)) lists the file systems that the system mounts; mount(8) "
+                 "reads it at boot, and systemd turns each line into a mount unit of its own. "
                  "Each line has six fields: the device (UUID=..., LABEL=... or /dev/sda1), the mount point "
                  "(/, /home, /boot/efi), the type (ext4, vfat, swap), the options (defaults, noatime, ro), "
                  "dump (0) and pass (1, 2). Run \"mount -a\" as root to test a change; \"findmnt --verify\" "
