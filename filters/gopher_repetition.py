@@ -14,7 +14,7 @@ documentation repeats its formulas ("Return value: New reference. Part of the St
 and the paper's limits removed 75 of 530 Python docs pages, while on DCLM's human labels they
 removed none of the 129 bad texts. Measured effect of the defaults (scripts/eval_curation.py,
 documents for which this filter's rule fired first): no Debian Reference page, 11 of 530 Python
-docs pages, 4 of 129 bad and none of 152 good DCLM-labelled texts.
+docs pages, 3 of 129 bad and none of 152 good DCLM-labelled texts.
 """
 
 from __future__ import annotations
