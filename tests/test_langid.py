@@ -237,3 +237,11 @@ def test_code_blocks_are_not_read_as_language(stage):
     code = "```\n" + "for item in items:\n    print(item.name, item.value)\n" * 12 + "```"
     result = stage.process(table([prose + "\n" + code]))
     assert result.kept.column("lang").to_pylist() == ["fr"]
+
+
+def test_identifiers_are_left_out_unless_nothing_else_is_left():
+    api = ("This subtype of PyObject represents a Python bytearray object. PyTypeObject PyByteArray_Type "
+           "int PyByteArray_Check(PyObject *o) Return true if the object o is a bytearray object.")
+    assert normalise(pa.array([api]))[0] == ("This subtype of represents a Python bytearray object. int Return "
+                                             "true if the object o is a bytearray object.")
+    assert normalise(pa.array(["x = f(a_b) + g[c]"]))[0] == "x = f(a_b) + g[c]"  # all identifiers: kept

@@ -524,3 +524,15 @@ def test_fineweb_preset_keeps_datatroves_decisions():
     assert default.removed.num_rows == 0
     assert fineweb.removed.column("reason").to_pylist() == ["quality:gopher:min_alpha_words_ratio",
                                                              "quality:c4:curly_bracket"]
+
+
+def test_stop_words_for_every_language_of_the_reference_sets_and_the_web():
+    from curate.text.words import STOP_WORDS
+
+    parallel_docs = {"de", "en", "es", "fr", "id", "it", "ja", "pt", "zh"}
+    web_top_20 = {"en", "ru", "de", "ja", "zh", "fr", "es", "it", "pt", "pl", "nl", "vi", "tr", "id", "cs", "fa",
+                  "sv", "ko", "ar", "uk"}  # lid.176's most frequent on Common Crawl
+    assert parallel_docs | web_top_20 <= set(STOP_WORDS)
+    texts = ["이 문서는 데비안 시스템을 설명하고 그리고 또는 다른 것 등을 다룬다", "هذا النص في من على أن إلى الكتاب"]
+    s = measure("gopher", texts, lang=["ko", "ar"])
+    assert (s["gopher_stop_words"] >= 2).all()
