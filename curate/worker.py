@@ -104,10 +104,11 @@ def _unit_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator
 
     root = Path(task.input_root)
     for f in task.files:
+        origin = readers.origin_of(f.rel)  # '#' and '%' escaped: '#' starts a record number
         if f.skip is not None:
-            units: Iterator = iter([readers.unit(f.rel, f.format or "", error=f.skip)])
+            units: Iterator = iter([readers.unit(origin, f.format or "", error=f.skip)])
         else:
-            units = _guarded(readers.get(f.format).read(root / f.rel, f.rel), f)
+            units = _guarded(readers.get(f.format).read(root / f.rel, origin), f)
         for u in units:
             if isinstance(u, pa.Table):
                 if pending:
@@ -131,10 +132,11 @@ def _guarded(units: Iterator, f: InputFile) -> Iterator:
             n += 1
             yield u
     except Exception as exc:
-        yield readers.unit(f"{f.rel}#error{n + 1}", f.format or "", error=f"extract:error:read:{type(exc).__name__}")
+        origin = readers.origin_of(f.rel)
+        yield readers.unit(f"{origin}#error{n + 1}", f.format or "", error=f"extract:error:read:{type(exc).__name__}")
         n += 1
     if n == 0:
-        yield readers.unit(f.rel, f.format or "", error="extract:empty")
+        yield readers.unit(readers.origin_of(f.rel), f.format or "", error="extract:empty")
 
 
 def _parquet_tables(task: ShardTask, batch_docs: int) -> Iterator[pa.Table]:

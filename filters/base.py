@@ -69,6 +69,8 @@ class Filter:
     rules     Rule(name, signal, op, param) in the order they are checked
     signals   every column `measure` returns (prefixed `<name>_`), ruled or informative
     sources   the sources it applies to by default
+    measures_prose  (optional) whether it judges language: it then measures the documents'
+              prose (their text without fenced code blocks, curate.text.prose)
     columns   (optional) non-float columns `measure` also returns: name -> Arrow type
     """
 
@@ -78,6 +80,7 @@ class Filter:
     signals: ClassVar[tuple[str, ...]] = ()
     sources: ClassVar[tuple[str, ...]] = PROSE
     rewrites_text: ClassVar[bool] = False
+    measures_prose: ClassVar[bool] = False  # measure `docs.prose`: the text without code blocks
     measure_params: ClassVar[tuple[str, ...]] = ()
     columns: ClassVar[dict[str, "pa.DataType"]] = {}  # null for a document not measured
 

@@ -2,13 +2,16 @@
 
     python scripts/quality_parity.py [--html] [--limit N] [--repeat 3] [--json OUT]
 
-Parity: each of our Gopher quality, Gopher repetition, C4 and FineWeb filters alone, next to
-datatrove's GopherQualityFilter, GopherRepetitionFilter, C4QualityFilter and
-FineWebQualityFilter alone, on the same texts: the web JSONL corpus, and with --html the pages of
-web/html-gold and web/html/python-docs as curate's extract gets their main text. Every document
-is read as English, as datatrove's filters are by default. For C4 it also compares the cleaned
-text of documents both keep. Then our word splitter against spaCy's English tokenizer (what
-datatrove splits words with).
+Parity: the `fineweb` preset (configs/fineweb.yaml), which reproduces datatrove's FineWeb chain,
+next to datatrove with the FineWeb pipeline's settings: each of our Gopher quality, Gopher
+repetition, C4 and FineWeb filters alone against datatrove's GopherQualityFilter,
+GopherRepetitionFilter, C4QualityFilter(filter_no_terminal_punct=False) and FineWebQualityFilter
+alone, then the whole chain, on the same texts: the web JSONL corpus, and with --html the pages
+of web/html-gold and web/html/python-docs as curate's extract gets their main text. Every
+document is read as English, as datatrove's filters are by default. For C4 it also compares the
+cleaned text of documents both keep. Then our word splitter against spaCy's English tokenizer
+(what datatrove splits words with). curate's default config is not datatrove's on purpose
+(CURATION.md says why and what it changes).
 
 Speed: the quality stage with those four filters against the same four datatrove filters, on one
 core (process time, best of --repeat rounds that interleave the contenders, so a busy machine
@@ -42,9 +45,18 @@ pa.set_cpu_count(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = Path(os.environ.get("CURATE_SHARED", ROOT.parent / "shared")) / "corpora"
-FOUR = ["gopher_repetition", "gopher", "c4", "fineweb"]
+FOUR = ["gopher_repetition", "gopher", "c4", "fineweb"]  # datatrove's FineWeb order
 PEER = {"gopher": "GopherQualityFilter", "gopher_repetition": "GopherRepetitionFilter",
         "c4": "C4QualityFilter", "fineweb": "FineWebQualityFilter"}
+PEER_SETTINGS = {"c4": {"filter_no_terminal_punct": False}}  # as datatrove's FineWeb pipeline
+PRESET = ROOT / "configs" / "fineweb.yaml"
+
+
+def preset_section():
+    """The quality section of the fineweb preset."""
+    from curate import config
+
+    return config.load(PRESET).section("quality")
 
 # Why the decisions that differ differ, by cause (see the report this script prints).
 KNOWN_DIFFERENCES = """\
@@ -88,7 +100,7 @@ def our_decisions(name: str, texts: list[str]) -> tuple[np.ndarray, list[str | N
     from curate.text.stats import Docs
 
     cls = FILTERS[name]
-    f = cls(cls.Config())
+    f = cls(getattr(preset_section(), name))
     docs = Docs(pa.array(texts, pa.large_string()))
     if cls.rewrites_text:
         signals, new = f.rewrite(docs)
@@ -106,7 +118,7 @@ def peer_decisions(name: str, texts: list[str]):
     from datatrove.data import Document
     from datatrove.pipeline import filters
 
-    f = getattr(filters, PEER[name])()
+    f = getattr(filters, PEER[name])(**PEER_SETTINGS.get(name, {}))
     keep, reasons, cleaned = [], [], []
     for i, text in enumerate(texts):
         doc = Document(text=text, id=str(i))
@@ -138,6 +150,36 @@ def parity(texts: list[str], label: str, out: dict) -> None:
         for i in differ[:8]:
             print(f"    doc {i}: ours {reasons[i] or 'kept'}, datatrove {peer_reasons[i] or 'kept'}: {texts[i][:70]!r}")
         out.setdefault(label, {})[name] = entry
+    chain_parity(texts, label, out)
+
+
+def chain_parity(texts: list[str], label: str, out: dict) -> float:
+    """The whole chain: our quality stage with the preset against datatrove's four filters in a
+    row (a document is kept when every filter keeps it)."""
+    from datatrove.data import Document
+    from datatrove.pipeline import filters
+
+    from curate import schema
+    from curate.stages.quality import QualityStage
+
+    n = len(texts)
+    batch = schema.conform(pa.table({"text": pa.array(texts, pa.large_string()), "source": ["web"] * n,
+                                     "origin": [str(i) for i in range(n)], "lang": ["en"] * n}))
+    kept = QualityStage(preset_section()).process(batch).kept.column("origin").to_pylist()
+    ours = np.zeros(n, bool)
+    ours[[int(o) for o in kept]] = True
+    peers = [getattr(filters, PEER[name])(**PEER_SETTINGS.get(name, {})) for name in FOUR]
+    theirs = np.zeros(n, bool)
+    for i, text in enumerate(texts):
+        doc = Document(text=text, id=str(i))
+        try:
+            theirs[i] = all(f.filter(doc) is True for f in peers)
+        except Exception:  # datatrove's unguarded ratios on blank text
+            theirs[i] = False
+    agree = float((ours == theirs).mean())
+    print(f"{'chain':18s} agree {agree:7.2%}  ({int((ours != theirs).sum())} differ; kept: ours {ours.sum()}, datatrove {theirs.sum()})")
+    out.setdefault(label, {})["chain"] = {"agree": agree, "kept_ours": int(ours.sum()), "kept_datatrove": int(theirs.sum())}
+    return agree
 
 
 def tokenizer_agreement(texts: list[str], out: dict) -> None:
@@ -160,13 +202,13 @@ def speed(texts: list[str], label: str, repeat: int, out: dict) -> None:
     """Docs/s of each contender, best of `repeat` rounds; the rounds interleave the contenders,
     so a busy machine slows them alike."""
     from curate import schema
-    from curate.stages.quality import QualityConfig, QualityStage
+    from curate.stages.quality import QualityStage
 
     def batch(ts):
         return schema.conform(pa.table({"text": pa.array(ts, pa.large_string()), "source": ["web"] * len(ts),
                                         "origin": [str(i) for i in range(len(ts))]}))
 
-    config = QualityConfig(filters=FOUR)
+    config = preset_section()
     n = len(texts)
     full, half_a, half_b = batch(texts), batch(texts[::2]), batch(texts[1::2])
     warm_stage = QualityStage(config)
@@ -193,7 +235,7 @@ def speed(texts: list[str], label: str, repeat: int, out: dict) -> None:
     except ImportError:
         print("datatrove not installed: only our rates")
     else:
-        peers = [getattr(filters, PEER[name])() for name in FOUR]
+        peers = [getattr(filters, PEER[name])(**PEER_SETTINGS.get(name, {})) for name in FOUR]
 
         def chain():  # as a datatrove pipeline runs them: the first removal ends a document
             for i, text in enumerate(texts):

@@ -4,7 +4,7 @@ Consumes: the unit table of `curate.readers` (origin, format, payload or text, u
 Adds:     every schema column extract owns: id, origin, text, source, url, meta (and lang for code).
 Drops:    units a reader could not read (`extract:error:*`, `extract:skip:*`, with the reader's
           reason, e.g. `extract:warc:non_html`), units that do not parse (`extract:error:bad_json`,
-          `extract:html:binary`, `extract:code:minified`, `extract:latex:no_main`, ...), units that
+          `extract:html:binary`, `extract:code:binary`, `extract:latex:no_main`, ...), units that
           hung a worker before (`extract:error:timeout`), and documents whose text is empty after
           extraction (`extract:empty`).
 
@@ -61,16 +61,10 @@ class HtmlConfig(Section):
 
 
 class CodeConfig(Section):
-    """Source files: what The Stack / StarCoder pipelines drop, as thresholds (None: rule off)."""
+    """Source files: extract drops only what is not text; the StarCoder rules (minified,
+    generated, data blobs) are the quality stage's `code` filter (filters/code.py)."""
 
     max_bytes: int | None = Field(1 << 20, ge=1, description="larger files: extract:code:too_large (The Stack: 1 MB)")
-    max_line_length: int | None = Field(1000, ge=1, description="a longer line: extract:code:minified (Codex/StarCoder)")
-    max_mean_line_length: float | None = Field(100.0, gt=0, description="mean line length above: extract:code:minified")
-    min_alnum_fraction: float | None = Field(0.25, ge=0, le=1, description="fewer letters/digits: extract:code:data_blob")
-    max_blob_fraction: float | None = Field(
-        0.5, ge=0, le=1, description="share of the file in base64/hex runs above which it is a data blob")
-    generated_header_lines: int = Field(
-        5, ge=0, description="lines searched for 'auto-generated'/'do not edit' markers (extract:code:generated)")
 
 
 class LatexConfig(Section):
@@ -145,7 +139,7 @@ class ExtractStage(Stage):
             reason = doc.reason
             if reason is None and (doc.text is None or not doc.text.strip()):
                 reason = "extract:empty"
-            path = origin.split("#", 1)[0]
+            path = readers.path_of(origin)
             cols["id"].append(schema.doc_id(origin))
             cols["origin"].append(origin)
             cols["text"].append(doc.text)

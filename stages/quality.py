@@ -5,7 +5,9 @@ Consumes: documents with `text`, `source`, `url` and `lang` (run langid first: s
           word splitting follow `lang`; a document without one is read as `default_lang`).
 Adds:     every signal of every listed filter as a float32 column (`gopher_*`, `c4_*`, ...),
           NaN where a filter does not apply to the document's source or cannot measure it.
-          C4 cleans lines: kept documents leave with the cleaned `text`.
+          Prose rules (Gopher, Gopher repetition, FineWeb) measure the text without its fenced
+          code blocks (`Filter.measures_prose`). C4 with `remove_lines: true` and PII
+          redaction rewrite `text`: kept documents leave with the cleaned text.
 Drops:    documents where a rule fires, as `quality:<filter>:<rule>`: the first rule that
           fires, in the order of `filters` and then of each filter's rules. Every filter
           measures every document it applies to (no short-circuit), so `curate report
@@ -13,8 +15,8 @@ Drops:    documents where a rule fires, as `quality:<filter>:<rule>`: the first 
           signals with each filter's `Rule.fires`. Documents that hung a worker before are
           removed as `quality:error:timeout`.
 
-Removed documents keep the text they came with; signals of filters after C4 were measured on
-the cleaned text (see filters/c4.py).
+Removed documents keep the text they came with; signals of filters after a rewriting C4 were
+measured on the cleaned text (see filters/c4.py).
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class QualityStage(Stage):
                     text = _replace_rows(text, rows, new_text)
                     docs = docs.with_text(text)
             else:
-                measured = f.measure(sub)
+                measured = f.measure(sub.prose if f.measures_prose else sub)
             for column in f.signals:
                 signals[column][rows] = measured[column]
             for column in f.columns:

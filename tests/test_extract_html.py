@@ -143,6 +143,81 @@ def test_reader_sniffs_html_and_parses_row():
     assert doc.url == "http://given/url" and doc.meta["title"] == "Le titre"
 
 
+# -- text as a reader sees it -----------------------------------------------------------------------
+WRAPPED = """<html><head><title>Docs</title></head><body><div class="body">
+<h1>Concrete Objects Layer<a class="headerlink" href="#concrete" title="Link">¶</a></h1>
+<p>The functions in this chapter are specific to certain Python object types. Passing them an
+object of the wrong type is not a good idea; if you receive an object from a Python program and
+you are not sure that it has the right type, you must perform a type check first.</p>
+<p>For example, a loop that walks a list and prints each element with its index looks like
+this, and it is the usual way to do it in ordinary code:</p>
+<pre>for i, item in enumerate(items):
+    print(i, item)
+
+total = sum(items)</pre>
+<ul><li>A first list item that is long enough to be text
+wrapped over two lines of the source.</li><li>A second item.</li></ul>
+<p>An address keeps its breaks:<br>221B Baker Street<br>London</p>
+<h2>Section<a href="#s">#</a></h2>
+<p>The last paragraph says that the page ends here, after the list, the code and the address.</p>
+</div></body></html>"""
+
+
+def test_paragraphs_are_lines_and_code_keeps_its_lines():
+    text = extract_page(WRAPPED.encode(), HtmlConfig(mode="full")).text
+    lines = text.split("\n")
+    assert ("The functions in this chapter are specific to certain Python object types. Passing them an "
+            "object of the wrong type is not a good idea; if you receive an object from a Python program and "
+            "you are not sure that it has the right type, you must perform a type check first.") in lines
+    # code verbatim between fences: indentation and the blank line kept
+    assert "```\nfor i, item in enumerate(items):\n    print(i, item)\n\ntotal = sum(items)\n```" in text
+    assert "221B Baker Street" in lines and "London" in lines  # <br> is a line break
+
+
+def test_render_blocks_of_trafilaturas_tree():
+    from lxml import etree
+
+    from curate.readers.html_text import render
+
+    body = etree.fromstring(
+        "<body><head rend='h1'>A   title</head><list><item>first\n  item</item><item>second <hi>bold</hi>"
+        "</item></list><table><row><cell>a</cell><cell>b\nc</cell></row></table>"
+        "<p>inline <code>x = 1</code> code</p><code>one line block</code><quote><p>quoted\ntext</p></quote></body>")
+    assert render(body).split("\n") == ["A title", "first item", "second bold", "a | b c", "inline x = 1 code",
+                                         "```", "one line block", "```", "quoted text"]
+
+
+def test_code_that_trafilatura_calls_a_quote_stays_code():
+    """A <pre> inside a definition list comes out of trafilatura as a <quote>: the marks that
+    mark_code put around every <pre> make it a fenced code block all the same."""
+    from lxml import etree
+
+    from curate.readers.html_text import CODE_END, CODE_START, mark_code, render
+
+    tree, _ = parse("<html><body><dl><dd><p>Called as:</p><pre>x = f(a,\n      b)</pre></dd></dl></body></html>")
+    mark_code(tree)
+    assert tree.xpath("string(//pre)") == f"{CODE_START}x = f(a,\n      b){CODE_END}"
+    body = etree.fromstring(f"<body><p>Called as:</p><quote>{CODE_START}x = f(a,\n      b){CODE_END}</quote>"
+                            f"<p>where f is {CODE_START}g{CODE_END} here</p></body>")
+    assert render(body) == "Called as:\n```\nx = f(a,\n      b)\n```\nwhere f is\n```\ng\n```\nhere"
+
+
+def test_permalinks_are_dropped():
+    from curate.readers.html_text import drop_permalinks
+
+    tree, _ = parse(WRAPPED)
+    drop_permalinks(tree)
+    headings = [h.text_content() for h in tree.iter("h1", "h2")]
+    assert headings == ["Concrete Objects Layer", "Section"]
+
+
+def test_fence_is_longer_than_backticks_inside():
+    from curate.readers.html_text import fence
+
+    assert fence("x = 1") == "```\nx = 1\n```"
+    assert fence("```\nmarkdown\n```") == "````\n```\nmarkdown\n```\n````"
+
+
 # -- quality against plain trafilatura ---------------------------------------------------------------
 def test_f1_scorer():
     sys.path.insert(0, str(ROOT / "scripts"))

@@ -298,3 +298,12 @@ def test_a_tree_with_several_roots_gives_one_document_per_root(tmp_path):
     import json
 
     assert [json.loads(kept[o]["meta"])["main_file"] for o in ("paper#1", "paper#2")] == ["main.tex", "supplement.tex"]
+
+
+def test_authors_emails_orcids_and_affiliations_are_dropped():
+    body = ("\\author[E. G.]{Edisson {G}allego}\n\\email{egalleg@gmail.com}\n\\orcid{0000-0001-8407-7176}\n"
+            "\\affiliation{\\institution{University of Queensland}}\n\\icmlauthor{Ada}{inst1}\n" + PROSE)
+    text = doc({"main.tex": paper(body)}).text
+    for gone in ("Gallego", "egalleg", "0000-0001", "Queensland", "Ada", "inst1"):
+        assert gone not in text
+    assert PROSE in text

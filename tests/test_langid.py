@@ -216,3 +216,35 @@ def test_stage_on_the_udhr_documents(stage):
     correct = sum(got.get(origin) == lang for origin, lang in gold.items())
     assert correct / len(files) >= 0.65  # kept with the right label (97 of 139); the rest: low scores
     assert set(result.removed.column("reason").to_pylist()) <= {"langid:low_score"}
+
+
+def test_latex_is_read_without_its_markup(stage):
+    """lid.176 reads raw LaTeX as another language: langid sees the prose of academic documents."""
+    from curate.text.prose import latex_prose
+
+    tex = ("\\section{Proving Things}\\label{sec:proving}\n\\begin{defn}[Derivation]\nA \\emph{derivation} of "
+           "$\\Gamma \\Rightarrow \\phi$ is a tree of sequents $\\Gamma_i \\vdash \\psi_i$ whose leaves are "
+           "axioms \\cite{gentzen}.\\end{defn}\n\\begin{align*} A \\land B &\\to C \\\\ \\neg C \\end{align*}\n"
+           "We show that \\ref{thm:x} holds by induction on $n$.")
+    assert latex_prose(pa.array([tex])).to_pylist()[0].split() == [
+        "Proving", "Things", "Derivation", "A", "derivation", "of", "is", "a", "tree", "of", "sequents", "whose",
+        "leaves", "are", "axioms", ".", "We", "show", "that", "holds", "by", "induction", "on", "."]
+    batch = table([tex]).set_column(3, "source", pa.array(["academic"]))
+    result = stage.process(batch)
+    assert result.kept.column("lang").to_pylist() == ["en"]
+    assert result.kept.column("text").to_pylist() == [tex]  # the stored text keeps its markup and math
+
+
+def test_code_blocks_are_not_read_as_language(stage):
+    prose = "Le comité a examiné les preuves et a conclu que la méthode améliore la précision des mesures."
+    code = "```\n" + "for item in items:\n    print(item.name, item.value)\n" * 12 + "```"
+    result = stage.process(table([prose + "\n" + code]))
+    assert result.kept.column("lang").to_pylist() == ["fr"]
+
+
+def test_identifiers_are_left_out_unless_nothing_else_is_left():
+    api = ("This subtype of PyObject represents a Python bytearray object. PyTypeObject PyByteArray_Type "
+           "int PyByteArray_Check(PyObject *o) Return true if the object o is a bytearray object.")
+    assert normalise(pa.array([api]))[0] == ("This subtype of represents a Python bytearray object. int Return "
+                                             "true if the object o is a bytearray object.")
+    assert normalise(pa.array(["x = f(a_b) + g[c]"]))[0] == "x = f(a_b) + g[c]"  # all identifiers: kept

@@ -130,11 +130,11 @@ def test_splitlines_follows_python():
     ("the cat and the dog", {}, "min_doc_words"),
     (GOOD, {"max_doc_words": 40}, "max_doc_words"),
     (" ".join(["a to of be the and it is"] * 10), {}, "min_avg_word_length"),
-    (" ".join(["the and incomprehensibilities internationalization counterrevolutionaries"] * 12), {},
+    (" ".join(["the and incomprehensibilities internationalization counterrevolutionaries"] * 20), {},
      "max_avg_word_length"),
     (GOOD + " #tag" * 20, {}, "max_hash_ratio"),
     (GOOD + " wait..." * 20, {}, "max_ellipsis_ratio"),
-    ("\n".join(["- the item and that with it"] * 10), {}, "max_bullet_lines_ratio"),
+    ("\n".join(["- the item and that with it"] * 15), {}, "max_bullet_lines_ratio"),
     (TRAILING_OFF(6, 4), {"min_doc_words": 10}, "max_ellipsis_lines_ratio"),
     (GOOD + " 1 2 3 4 5 6 7 8 9 10" * 4, {}, "min_alpha_words_ratio"),
     (" ".join(["Researchers measured temperature, rainfall, soil moisture across twelve regions over three",
@@ -143,6 +143,28 @@ def test_splitlines_follows_python():
 ])
 def test_gopher_rules(text, config, rule):
     assert fired("gopher", [text], **config) == [rule]
+
+
+def test_gopher_words_are_whitespace_words():
+    """The paper's words: a word with attached punctuation is one word with a letter, so
+    technical prose full of paths and punctuation is not read as symbols."""
+    text = "See /etc/fstab, then run `mount -a` (as root); it mounts every file system listed there."
+    s = measure("gopher", [text])
+    assert s["gopher_words"][0] == 15 and s["gopher_alpha_words_ratio"][0] == 1.0
+    tokens = measure("gopher", [text], words="tokens")  # datatrove's: punctuation tokens count
+    assert tokens["gopher_words"][0] == 16 and tokens["gopher_alpha_words_ratio"][0] < 0.7
+    assert measure("gopher", ["  leading and trailing  "])["gopher_words"][0] == 3
+    assert measure("gopher", ["an -- aside"])["gopher_mean_word_length"][0] == pytest.approx(3.5)  # -- has no core
+
+
+def test_prose_filters_measure_prose_not_code_blocks():
+    code = "```\n" + "x = [1, 2, 3]  # (x,y)\n" * 30 + "```"
+    text = GOOD + "\n" + code
+    stage = QualityStage(QualityConfig(filters=["gopher", "fineweb", "gopher_repetition"]))
+    result = stage.process(table([text]))
+    assert result.removed.num_rows == 0
+    kept = result.kept.to_pylist()[0]
+    assert kept["text"] == text and kept["gopher_words"] == measure("gopher", [GOOD])["gopher_words"][0]
 
 
 def test_gopher_ratios_are_measured_at_float32_precision():
@@ -217,28 +239,39 @@ def test_c4_removes_lines_and_records_it():
             "We use cookies on this site.\n  Another good line here. And more! Yes.[1]  \nToo short.\n"
             "A line that ends with dots...\n" + "x" * 1001 + " is a very long word.")
     cls = FILTERS["c4"]
-    signals, new = cls(cls.Config()).rewrite(Docs(pa.array([text], pa.large_string())))
+    signals, new = cls(cls.Config(remove_lines=True)).rewrite(Docs(pa.array([text], pa.large_string())))
     new_text = new.text
     assert new_text.to_pylist() == ["Hello there my friend.\nAnother good line here. And more! Yes."]
     assert signals["c4_lines"][0] == 8 and signals["c4_kept_lines"][0] == 2
     assert signals["c4_sentences"][0] == 4  # 1 + 3
     assert signals["c4_removed_char_frac"][0] == pytest.approx(1 - len(new_text[0].as_py()) / len(text))
+    # by default the line rules only measure: the page is judged on what they keep, the text stays
+    measured, same = cls(cls.Config()).rewrite(Docs(pa.array([text], pa.large_string())))
+    assert same.text.to_pylist() == [text] and measured["c4_sentences"][0] == 4
+    assert measured["c4_removed_char_frac"][0] == signals["c4_removed_char_frac"][0]
     keep_all = cls(cls.Config(end_punctuation=False, min_words_per_line=None, javascript_lines=False,
-                              policy_lines=False, max_word_length=None, remove_citations=False))
+                              policy_lines=False, max_word_length=None, remove_citations=False, remove_lines=True))
     _, unchanged = keep_all.rewrite(Docs(pa.array(["a\nb c", "x"], pa.large_string())))
     assert unchanged.text.to_pylist() == ["a\nb c", "x"]
     assert unchanged.tokens.count.tolist() == [3, 1]  # handed on with the new text
 
 
 @pytest.mark.parametrize("text, rule", [
-    ("One sentence here. Two sentences here. Three is here. Four is here. Five is here.", None),
-    ("One sentence here. Two sentences here. Three is here. Four is here.", "min_num_sentences"),
+    ("One sentence here. Two sentences here. Three is here. Four is here.", None),
+    ("One sentence here. Two sentences here. Three is here.", "min_num_sentences"),
     ("Lorem ipsum dolor sit amet. " * 5, "lorem_ipsum"),
-    ("We like code { a lot }. " * 5, "curly_bracket"),
-    ("no punctuation at all here\n" * 5, "min_num_sentences"),
+    ("no punctuation at all here\n" * 5, "min_num_sentences"),  # no line ends a sentence
 ])
 def test_c4_rules(text, rule):
     assert fired("c4", [text]) == [rule]
+
+
+def test_c4_curly_bracket_rule_is_off_by_default():
+    """C4 removed any page with a '{' (a sign of code). Code blocks are fenced and not judged
+    now; in prose a brace is a shell variable or a set, as on 5 Debian Reference pages."""
+    text = "We like code { a lot }. " * 5
+    assert fired("c4", [text]) == [None]
+    assert fired("c4", [text], max_curly_bracket_lines=0) == ["curly_bracket"]
 
 
 def test_c4_counts_sentences_like_the_sentencizer():
@@ -280,15 +313,38 @@ CODE = "def add(a, b):\n    return a + b\n\n\nclass Point:\n    x: int = 0\n    
     ("{}[]();;;,,,\n" * 20, {}, "min_alnum_frac"),
     ("data = '" + "QUJD" * 200 + "'\n" + CODE, {"max_line_length": None, "max_mean_line_length": None}, "max_encoded_frac"),
     ("# Code generated by protoc. DO NOT EDIT.\n" + CODE, {}, "generated"),
+    ("# This file is automatically generated\n" + CODE, {}, "generated"),
+    ("/* @generated */\n" + CODE, {}, "generated"),
+    ("# generated by hand, with care\n" + CODE, {}, None),  # "generated by" alone is no marker
+    (CODE * 3 + "# do not edit\n", {}, None),  # only the first lines count
+    ("# DO NOT EDIT\n" + CODE, {"max_generated_markers": None}, None),
 ])
 def test_code_rules(text, config, rule):
     assert fired("code", [text], **config) == [rule]
 
 
+def test_code_rules_are_the_quality_stages_and_replayable():
+    """One owner: a minified file passes extract, and quality's threshold decides it."""
+    from curate.readers import code
+    from curate.stages.extract import ExtractConfig
+
+    minified = CODE * 6 + "var a=1;" * 200 + "\n"  # one 1600-character line among short ones
+    assert code.parse({"origin": "m.js", "payload": minified.encode(), "url": None, "meta": None},
+                      ExtractConfig()).reason is None
+    batch = table([minified, CODE], source="code")
+    default = QualityStage(QualityConfig(filters=["code"])).process(batch)
+    assert default.removed.column("reason").to_pylist() == ["quality:code:max_line_length"]
+    # the stored signal replays a changed threshold, as --set would decide it
+    stored = default.removed.column("code_max_line_length").to_pylist()[0]
+    assert stored == 1600 and not Rule("max_line_length", "", "gt", "").fires(np.array([stored], np.float32), 2000)[0]
+    wider = QualityConfig.model_validate({"filters": ["code"], "code": {"max_line_length": 2000}})
+    assert QualityStage(wider).process(batch).removed.num_rows == 0
+
+
 def test_academic_rules():
     prose = " ".join(["We study the problem of learning with noisy labels and show bounds."] * 12)
     math = prose + " $$" + "x^2 + y^2 = z^2 " * 150 + "$$"
-    macros = r"\newcommand{\R}{\mathbb{R}}\def\a{b}\renewcommand\c{d} " * 40 + prose
+    macros = r"\newcommand{\R}{\mathbb{R}}\def\a{\b}\renewcommand\c{\d} " * 80 + prose
     assert fired("academic", ["A short abstract.", prose, math, macros]) == [
         "min_words", None, "max_math_frac", "max_command_ratio"]
 
@@ -398,7 +454,9 @@ def test_rule_fires_on_nan_never():
 def test_quality_on_the_web_corpus(cli, tmp_path):
     src = corpus("web", "jsonl")
     config = tmp_path / "pipeline.yaml"
-    config.write_text("stages: [extract, langid, quality]\nlangid:\n  min_score: 0.5\n")
+    # C4 deletes the lines its rules drop here (by default they only measure), to check the rewrite
+    config.write_text("stages: [extract, langid, quality]\nlangid:\n  min_score: 0.5\n"
+                      "quality:\n  c4:\n    remove_lines: true\n")
     out = tmp_path / "out"
     result = cli("run", "--config", config, "--input", src, "--output", out, "--workers", "2")
     assert result.exit_code == 0, result.output
@@ -435,3 +493,48 @@ def test_vocabulary_arrays_grow_with_the_words_not_the_calls():
     assert len(ws.vocab) == 600
     assert all(len(getattr(ws.vocab, name)) <= 2 * len(ws.vocab) for name in ws.vocab.FACTS)
     assert ws.vocab.length[ws.vocab.id("word199x2")] == len("word199x2")
+
+
+def test_prose_views():
+    from curate.text.prose import code_lines, without_code
+
+    texts = pa.array(["para one\n```\ncode {\n}\n```\npara two", "no code", "a\n```py\nunclosed\nx"], pa.large_string())
+    assert without_code(texts).to_pylist() == ["para one\npara two", "no code", "a\n"]
+    lines = Pieces.splitlines(texts)
+    assert code_lines(lines).tolist() == [False, True, True, True, True, False, False, False, True, True, True]
+
+
+def test_fineweb_preset_keeps_datatroves_decisions():
+    """configs/fineweb.yaml: datatrove 0.10's FineWeb chain, quirks included (its agreement with
+    datatrove itself, 99.85% on the Common Crawl sample, is scripts/quality_parity.py's report)."""
+    from curate import config
+    from curate.cli.common import resolve_config
+
+    preset = config.load(resolve_config("fineweb"))
+    assert preset.section("langid").languages == ["en"] and preset.section("langid").min_score == 0.65
+    quality = preset.section("quality")
+    assert quality.filters == ["gopher_repetition", "gopher", "c4", "fineweb"]
+    technical = ("The file /etc/fstab (see fstab(5)) lists the file systems that the system mounts; mount(8) "
+                 "reads it at boot, and systemd turns each line into a mount unit of its own. "
+                 "Each line has six fields: the device (UUID=..., LABEL=... or /dev/sda1), the mount point "
+                 "(/, /home, /boot/efi), the type (ext4, vfat, swap), the options (defaults, noatime, ro), "
+                 "dump (0) and pass (1, 2). Run \"mount -a\" as root to test a change; \"findmnt --verify\" "
+                 "checks the syntax. Keep a rescue medium at hand, and a copy of the old file with the date.")
+    braces = GOOD + "\nSet it with ${HOME} or {a, b}."
+    default = QualityStage(QualityConfig()).process(table([technical, braces]))
+    fineweb = QualityStage(quality).process(table([technical, braces]))
+    assert default.removed.num_rows == 0
+    assert fineweb.removed.column("reason").to_pylist() == ["quality:gopher:min_alpha_words_ratio",
+                                                             "quality:c4:curly_bracket"]
+
+
+def test_stop_words_for_every_language_of_the_reference_sets_and_the_web():
+    from curate.text.words import STOP_WORDS
+
+    parallel_docs = {"de", "en", "es", "fr", "id", "it", "ja", "pt", "zh"}
+    web_top_20 = {"en", "ru", "de", "ja", "zh", "fr", "es", "it", "pt", "pl", "nl", "vi", "tr", "id", "cs", "fa",
+                  "sv", "ko", "ar", "uk"}  # lid.176's most frequent on Common Crawl
+    assert parallel_docs | web_top_20 <= set(STOP_WORDS)
+    texts = ["이 문서는 데비안 시스템을 설명하고 그리고 또는 다른 것 등을 다룬다", "هذا النص في من على أن إلى الكتاب"]
+    s = measure("gopher", texts, lang=["ko", "ar"])
+    assert (s["gopher_stop_words"] >= 2).all()

@@ -368,7 +368,7 @@ def test_partial_run_of_the_real_pipeline(cli, tmp_path, monkeypatch):
     [w] = whatif.compute(rd, [whatif.Change("quality.gopher.min_doc_words", minimum)])
     assert below > 0 and (w.newly_removed, w.let_through, w.approximate) == (below, 0, False)
     result = invoke("report", out, "--no-html", "--what-if", "langid.min_score=0.3")
-    assert result.exit_code == 0 and "What if langid.min_score=0.3 (run: langid.min_score=0.65)" in result.output
+    assert result.exit_code == 0 and "What if langid.min_score=0.3 (run: langid.min_score=0.5)" in result.output
 
 
 def test_report_on_no_run(tmp_path):

@@ -34,11 +34,11 @@ def clean_errors():
 
 
 def resolve_config(name_or_path: str | None):
-    """`demo` or `default` name a packaged config; anything else is a file path."""
+    """`demo`, `default` or `fineweb` name a packaged config; anything else is a file path."""
     from importlib import resources
     from pathlib import Path
 
-    if name_or_path in ("demo", "default") and not Path(name_or_path).exists():
+    if name_or_path in ("demo", "default", "fineweb") and not Path(name_or_path).exists():
         return Path(str(resources.files("curate.configs").joinpath(f"{name_or_path}.yaml")))
     return name_or_path
 

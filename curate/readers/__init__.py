@@ -10,6 +10,7 @@ reader by extension; files with no or an unknown extension are sniffed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -19,7 +20,7 @@ import pyarrow as pa
 # The unit table: what readers produce and extract.process() consumes.
 UNIT_SCHEMA = pa.schema(
     [
-        ("origin", pa.string()),  # path relative to the input root, plus #n inside containers
+        ("origin", pa.string()),  # origin_of(path relative to the input root), plus #n inside containers
         ("format", pa.string()),  # the reader's format name (jsonl, parquet, text, ...)
         ("payload", pa.large_binary()),  # raw bytes of the unit (null when `text` is given)
         ("text", pa.large_string()),  # already-decoded text (Parquet rows)
@@ -28,6 +29,22 @@ UNIT_SCHEMA = pa.schema(
         ("error", pa.string()),  # set when the reader could not read the unit: the removal reason
     ]
 )
+
+
+_ESCAPED = re.compile(r"%(25|23)")
+
+
+def origin_of(rel: str) -> str:
+    """The origin of a file's units: its path relative to the input root, with `%` and `#`
+    written %25 and %23, so that a `#` in an origin always starts a record number
+    (`code/C#/x.cs` -> `code/C%23/x.cs`; `data.jsonl#3` is line 3 of data.jsonl)."""
+    return rel.replace("%", "%25").replace("#", "%23") if "%" in rel or "#" in rel else rel
+
+
+def path_of(origin: str) -> str:
+    """The file path an origin names: its record number dropped, `origin_of`'s escapes undone."""
+    path = origin.split("#", 1)[0]
+    return _ESCAPED.sub(lambda m: "%" if m.group(1) == "25" else "#", path) if "%" in path else path
 
 
 def unit(origin: str, fmt: str, payload: bytes | None = None, *, text: str | None = None,

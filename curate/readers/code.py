@@ -1,17 +1,16 @@
-"""Source code files, recognised by extension: one unit per file, source=code, lang=code:<language>.
+"""Source code files, recognised by extension: one unit per file, source=code, lang=code:<language>
+(curate.readers.code_language: by extension, and by content where an extension is shared).
 
-`parse` keeps the text exactly as written (decoded, nothing stripped) and drops what The Stack
-and StarCoder drop before training (Kocetkov et al. 2022, arXiv:2211.15533; Li et al. 2023,
-arXiv:2305.06161), each with its reason:
+`parse` keeps the text exactly as written (decoded, nothing stripped) and drops only what is
+not source text at all, each with its reason:
 
 - `extract:code:binary`: NUL bytes, control characters, or bytes that read as no text (not
   UTF-8, and mostly high bytes or undecodable in the detected code page);
-- `extract:code:too_large`: files over 1 MB (The Stack);
-- `extract:code:generated`: "auto-generated" / "do not edit" markers in the first lines;
-- `extract:code:minified`: a line over 1000 characters or a mean line over 100 (Codex/StarCoder);
-- `extract:code:data_blob`: under 25% alphanumeric characters, or mostly long base64/hex runs.
+- `extract:code:too_large`: files over `extract.code.max_bytes` (1 MB, as The Stack).
 
-Thresholds are the extract config's `code` section; None turns a rule off.
+Minified, generated and data-blob files are the quality stage's `code` filter's to judge
+(filters/code.py): it measures them into signal columns, so its thresholds can be replayed by
+`curate report --what-if`.
 """
 
 from __future__ import annotations
@@ -20,202 +19,13 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
-from curate.readers import Doc, Reader, register, unit
+from curate.readers import Doc, Reader, path_of, register, unit
+from curate.readers.code_language import EXTENSION_LANGUAGE, language_of, language_of_file
 from curate.readers.compression import read_bytes, read_error_reason
 from curate.readers.decode import decode, looks_binary
 
 # Read at most this much; `code.max_bytes` (smaller) decides what is kept.
 MAX_FILE_BYTES = 64 << 20
-
-# language (code:<language>, the GitHub Linguist name lower-cased, spaces as '-', '+' as 'p',
-# '#' as 'sharp') -> file extensions, or whole lower-case file names that end the same way.
-# An extension belongs to one language; ambiguous ones go to the most common owner
-# (.h: c, .m: objective-c, .pl: perl, .v: verilog).
-LANGUAGES: dict[str, tuple[str, ...]] = {
-    "python": (".py", ".pyw", ".pyi"),
-    "cython": (".pyx", ".pxd"),
-    "javascript": (".js", ".mjs", ".cjs", ".jsx"),
-    "typescript": (".ts", ".mts", ".cts"),
-    "tsx": (".tsx",),
-    "java": (".java",),
-    "kotlin": (".kt", ".kts"),
-    "scala": (".scala",),
-    "groovy": (".groovy", ".gvy", "jenkinsfile"),
-    "gradle": (".gradle",),
-    "c": (".c", ".h"),
-    "cpp": (".cpp", ".cc", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp", ".tcc"),
-    "csharp": (".cs", ".csx"),
-    "fsharp": (".fs", ".fsi", ".fsx"),
-    "visual-basic-.net": (".vb",),
-    "go": (".go",),
-    "rust": (".rs",),
-    "swift": (".swift",),
-    "objective-c": (".m",),
-    "objective-cpp": (".mm",),
-    "ruby": (".rb", ".rake", ".gemspec", "rakefile", "gemfile", "vagrantfile"),
-    "php": (".php", ".phtml", ".php3", ".php4", ".php5", ".phpt"),
-    "perl": (".pl", ".pm", ".t"),
-    "raku": (".raku", ".rakumod", ".p6", ".pm6"),
-    "lua": (".lua",),
-    "luau": (".luau",),
-    "r": (".r",),
-    "julia": (".jl",),
-    "haskell": (".hs", ".lhs"),
-    "ocaml": (".ml", ".mli"),
-    "standard-ml": (".sml",),
-    "elixir": (".ex", ".exs"),
-    "erlang": (".erl", ".hrl"),
-    "clojure": (".clj", ".cljs", ".cljc"),
-    "common-lisp": (".lisp", ".lsp"),
-    "emacs-lisp": (".el",),
-    "scheme": (".scm", ".ss"),
-    "racket": (".rkt",),
-    "dart": (".dart",),
-    "shell": (".sh", ".bash", ".zsh", ".ksh"),
-    "fish": (".fish",),
-    "powershell": (".ps1", ".psm1", ".psd1"),
-    "batchfile": (".bat", ".cmd"),
-    "makefile": (".mk", ".mak", "makefile", "gnumakefile"),
-    "cmake": (".cmake", "cmakelists.txt"),
-    "dockerfile": (".dockerfile", "dockerfile"),
-    "sql": (".sql",),
-    "plpgsql": (".pgsql",),
-    "css": (".css",),
-    "scss": (".scss",),
-    "sass": (".sass",),
-    "less": (".less",),
-    "stylus": (".styl",),
-    "vue": (".vue",),
-    "svelte": (".svelte",),
-    "astro": (".astro",),
-    "json": (".json",),
-    "json5": (".json5",),
-    "yaml": (".yaml", ".yml"),
-    "toml": (".toml",),
-    "xml": (".xml", ".xsd", ".wsdl"),
-    "xslt": (".xsl", ".xslt"),
-    "ini": (".ini",),
-    "protocol-buffer": (".proto",),
-    "thrift": (".thrift",),
-    "graphql": (".graphql", ".gql"),
-    "fortran": (".f", ".for", ".f77", ".f90", ".f95", ".f03", ".f08"),
-    "cobol": (".cob", ".cbl"),
-    "pascal": (".pas", ".dpr"),
-    "ada": (".adb", ".ads"),
-    "d": (".d",),
-    "nim": (".nim",),
-    "zig": (".zig",),
-    "crystal": (".cr",),
-    "elm": (".elm",),
-    "purescript": (".purs",),
-    "idris": (".idr",),
-    "agda": (".agda",),
-    "lean": (".lean",),
-    "verilog": (".v", ".vh"),
-    "systemverilog": (".sv", ".svh"),
-    "vhdl": (".vhd", ".vhdl"),
-    "assembly": (".asm", ".s", ".nasm"),
-    "cuda": (".cu", ".cuh"),
-    "opencl": (".cl", ".opencl"),
-    "glsl": (".glsl", ".vert", ".frag", ".geom", ".comp", ".tesc", ".tese"),
-    "hlsl": (".hlsl",),
-    "wgsl": (".wgsl",),
-    "metal": (".metal",),
-    "solidity": (".sol",),
-    "vyper": (".vy",),
-    "move": (".move",),
-    "cairo": (".cairo",),
-    "tcl": (".tcl",),
-    "awk": (".awk",),
-    "sed": (".sed",),
-    "vim-script": (".vim", "vimrc"),
-    "haxe": (".hx",),
-    "abap": (".abap",),
-    "smalltalk": (".st",),
-    "nix": (".nix",),
-    "hcl": (".hcl", ".tf", ".tfvars"),
-    "puppet": (".pp",),
-    "coffeescript": (".coffee",),
-    "livescript": (".ls",),
-    "handlebars": (".hbs", ".handlebars"),
-    "jinja": (".jinja", ".jinja2", ".j2"),
-    "gdscript": (".gd",),
-    "starlark": (".bzl",),
-    "webassembly": (".wat", ".wast"),
-    "prolog": (".prolog",),
-    "apex": (".apex",),
-    "ballerina": (".bal",),
-    "chapel": (".chpl",),
-    "pony": (".pony",),
-    "golo": (".golo",),
-    "nit": (".nit",),
-    "x10": (".x10",),
-    "gams": (".gms",),
-    "applescript": (".applescript",),
-    "autohotkey": (".ahk",),
-    "mathematica": (".wl", ".nb"),
-    "stata": (".do", ".ado"),
-    "sas": (".sas",),
-    "matlab": (".matlab",),
-    "coq": (".coq",),
-    "isabelle": (".thy",),
-    "java-properties": (".properties",),
-    "smali": (".smali",),
-    "qml": (".qml",),
-    "nginx": (".nginxconf",),
-}
-
-EXTENSION_LANGUAGE = {ext: lang for lang, exts in LANGUAGES.items() for ext in exts}
-assert len(EXTENSION_LANGUAGE) == sum(map(len, LANGUAGES.values())), "an extension has two languages"
-
-# StarCoder's and The Stack's markers of generated files, searched in the first lines.
-_GENERATED = re.compile(
-    rb"auto-?generated|automatically generated|generated automatically|"
-    rb"(?:file|code) (?:is |was )?generated (?:by|from|with)|do not edit|do not modify|@generated",
-    re.IGNORECASE)
-# Long runs of base64 (no spaces, mixed case and digits) or hex: embedded images, keys, data.
-_BLOB_RUN = re.compile(rb"[A-Za-z0-9+/]{64,}={0,2}|(?:0x)?[0-9A-Fa-f]{64,}|(?:0x[0-9A-Fa-f]{2}\s*,\s*){16,}")
-
-
-def language_of(name: str) -> str | None:
-    """The language a file name's extension (or whole name) says, or None."""
-    lower = name.lower()
-    best, best_len = None, 0
-    for ext, lang in EXTENSION_LANGUAGE.items():
-        if lower.endswith(ext) and len(ext) > best_len and (ext[0] == "." or lower == ext or lower.endswith("/" + ext)):
-            best, best_len = lang, len(ext)
-    return best
-
-
-def line_lengths(data: bytes) -> np.ndarray:
-    """Length in bytes of every line (without the newline), vectorised over the whole file."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    breaks = np.flatnonzero(arr == 10)
-    ends = np.append(breaks, len(arr))
-    starts = np.concatenate(([0], breaks + 1))
-    lengths = ends - starts
-    if len(lengths) > 1 and lengths[-1] == 0:  # a final newline ends the last line, adds none
-        lengths = lengths[:-1]
-    return lengths
-
-
-def alnum_fraction(data: bytes) -> float:
-    arr = np.frombuffer(data, dtype=np.uint8)
-    if arr.size == 0:
-        return 0.0
-    lower = arr | 32  # ASCII letters folded to lower case
-    alnum = ((arr >= 48) & (arr <= 57)) | ((lower >= 97) & (lower <= 122)) | (arr >= 128)  # UTF-8 letters too
-    return float(alnum.mean())
-
-
-def blob_fraction(data: bytes) -> float:
-    """Share of the bytes inside long base64 or hex runs."""
-    if not data:
-        return 0.0
-    return sum(m.end() - m.start() for m in _BLOB_RUN.finditer(data)) / len(data)
-
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
@@ -230,24 +40,12 @@ def _undecodable(text: str, data: bytes) -> bool:
 
 
 def verdict(data: bytes, cfg) -> str | None:
-    """The removal reason for a source file's bytes under `cfg` (the `code` section), or None."""
+    """The removal reason for a source file's bytes under `cfg` (the `code` section), or None.
+    Only what is not text at all is decided here; the StarCoder rules are the quality stage's."""
     if cfg.max_bytes is not None and len(data) > cfg.max_bytes:
         return "extract:code:too_large"
     if looks_binary(data):
         return "extract:code:binary"
-    if cfg.generated_header_lines:
-        head = b"\n".join(data[:8192].split(b"\n", cfg.generated_header_lines)[: cfg.generated_header_lines])
-        if _GENERATED.search(head):
-            return "extract:code:generated"
-    lengths = line_lengths(data)
-    if cfg.max_line_length is not None and lengths.max(initial=0) > cfg.max_line_length:
-        return "extract:code:minified"
-    if cfg.max_mean_line_length is not None and lengths.size and lengths.mean() > cfg.max_mean_line_length:
-        return "extract:code:minified"
-    if cfg.min_alnum_fraction is not None and alnum_fraction(data) < cfg.min_alnum_fraction:
-        return "extract:code:data_blob"
-    if cfg.max_blob_fraction is not None and blob_fraction(data) > cfg.max_blob_fraction:
-        return "extract:code:data_blob"
     return None
 
 
@@ -260,17 +58,21 @@ def read(path: Path, origin: str) -> Iterator[dict]:
 
 def parse(row: dict, config) -> Doc:
     data = row["payload"]
-    lang = language_of(row["origin"].split("#", 1)[0])
-    tag = f"code:{lang}" if lang else None
+    path = path_of(row["origin"])
     if not data.strip():
-        return Doc(text="", lang=tag)  # extract:empty, not a rule's verdict
+        return Doc(text="", lang=_tag(language_of(path)))  # extract:empty, not a rule's verdict
     reason = verdict(data, config.code)
     if reason is not None:
-        return Doc(reason=reason, lang=tag)
+        return Doc(reason=reason, lang=_tag(language_of(path)))
     text, encoding = decode(data)
+    lang = _tag(language_of_file(path, text))
     if encoding != "utf-8" and not encoding.startswith("utf") and _undecodable(text, data):
-        return Doc(reason="extract:code:binary", lang=tag)
-    return Doc(text=text, lang=tag, meta={"encoding": encoding} if encoding != "utf-8" else None)
+        return Doc(reason="extract:code:binary", lang=lang)
+    return Doc(text=text, lang=lang, meta={"encoding": encoding} if encoding != "utf-8" else None)
+
+
+def _tag(lang: str | None) -> str | None:
+    return f"code:{lang}" if lang else None
 
 
 READER = register(Reader("code", tuple(EXTENSION_LANGUAGE), read, parse, source="code"))

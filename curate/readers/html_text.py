@@ -54,6 +54,38 @@ _DATE = etree.XPath(
     " or @name='dcterms.date' or @name='pubdate' or @name='publishdate' or @name='sailthru.date'"
     " or @name='parsely-pub-date' or @property='og:published_time']/@content")
 _LANG = etree.XPath("/html/@lang")
+# Permalink anchors beside headings (Sphinx's "¶", "#", "§", a link symbol): not text.
+_PERMALINKS = etree.XPath(
+    "//a[contains(concat(' ', normalize-space(@class), ' '), ' headerlink ')"
+    " or (starts-with(@href, '#') and normalize-space(.) != ''"
+    " and translate(normalize-space(.), '¶#§🔗⚓', '') = '')]")
+
+
+_PRE = etree.XPath("//pre")
+# Around the text of each <pre>: trafilatura turns some code blocks into quotes or paragraphs
+# (a <pre> inside a definition list), so the marks, not its tags, tell `render` what is code.
+CODE_START, CODE_END = "\ue001", "\ue002"  # private-use characters
+_CODE_SPAN = re.compile(f"{CODE_START}(.*?)(?:{CODE_END}|$)", re.DOTALL)
+
+
+def drop_permalinks(tree: HtmlElement) -> None:
+    for anchor in _PERMALINKS(tree):
+        anchor.drop_tree()  # keeps the text after it
+
+
+def mark_code(tree: HtmlElement) -> None:
+    """Put CODE_START and CODE_END around the text of every <pre> (outermost ones)."""
+    for pre in _PRE(tree):
+        if any(a.tag == "pre" for a in pre.iterancestors()):
+            continue
+        pre.text = CODE_START + (pre.text or "")
+        last = pre
+        while len(last):
+            last = last[-1]
+        if last is pre:
+            pre.text += CODE_END
+        else:
+            last.tail = (last.tail or "") + CODE_END
 
 
 @dataclass
@@ -124,7 +156,7 @@ def metadata(tree: HtmlElement) -> tuple[dict, str | None]:
 
 def _trafilatura(tree: HtmlElement, settings, url: str | None, fast: bool) -> str:
     favor = settings.fast_favor if fast else settings.favor
-    text = trafilatura.extract(
+    doc = trafilatura.bare_extraction(
         tree,  # trafilatura copies a tree it is given, so one parse serves every pass
         url=url,
         fast=fast,
@@ -133,9 +165,107 @@ def _trafilatura(tree: HtmlElement, settings, url: str | None, fast: bool) -> st
         favor_precision=favor == "precision",
         favor_recall=favor == "recall",
         deduplicate=False,  # a per-process cache would make output depend on shard order
-        output_format="txt",
     )
-    return text or ""
+    if doc is None or doc.body is None:
+        return ""
+    text = render(doc.body)
+    if settings.include_comments and doc.commentsbody is not None and len(doc.commentsbody):
+        comments = render(doc.commentsbody)
+        text = f"{text}\n{comments}" if text and comments else text or comments
+    return text
+
+
+# -- trafilatura's tree -> text as a reader sees it ---------------------------------------------
+
+# Elements of trafilatura's output tree that hold running text of a block (their children and
+# their text flow on one line); every other element with text is a block of its own.
+_INLINE = frozenset({"hi", "ref", "del", "span", "sub", "sup", "abbr", "em", "b", "i", "u", "s", "mark", "small"})
+# Where a <code> is inline (a name inside a sentence) unless it spans lines.
+_INLINE_HOSTS = frozenset({"p", "head", "cell", "hi", "ref", "del", "span", "quote", "item"})
+_BREAK = "\x00"  # a <br> while a block is collected (a character that parsed HTML never holds)
+_BACKTICKS = re.compile(r"^[ \t]*(`{3,})", re.MULTILINE)
+
+
+def fence(code: str) -> str:
+    """A code block between ``` lines (longer when the code has such lines itself, as in
+    CommonMark), so that filters can tell code from prose and leave its lines as they are."""
+    longest = max((len(m) for m in _BACKTICKS.findall(code)), default=0)
+    mark = "`" * max(3, longest + 1)
+    return f"{mark}\n{code}\n{mark}"
+
+
+def _is_code_block(el) -> bool:
+    text = "".join(el.itertext())
+    parent = el.getparent()
+    return "\n" in text.strip() or parent is None or parent.tag not in _INLINE_HOSTS
+
+
+def render(body) -> str:
+    """trafilatura's extracted tree -> text: each block (paragraph, heading, list item, table
+    row, quote) on one line with its whitespace runs as single spaces, so a paragraph the HTML
+    source wrapped over several lines is one line again; <br> breaks a line; code blocks keep
+    their lines verbatim, fenced with ```; table cells are joined with " | "."""
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def prose(text: str) -> None:
+        lines = (" ".join(line.split()) for line in text.split(_BREAK))
+        block = "\n".join(line for line in lines if line)
+        if block:
+            blocks.append(block)
+
+    def code(text: str) -> None:
+        text = text.replace(CODE_START, "").replace(CODE_END, "").replace(_BREAK, "\n").strip("\n").rstrip()
+        if text.strip():
+            blocks.append(fence(text))
+
+    def flush() -> None:
+        text = "".join(current)
+        current.clear()
+        start = 0
+        for m in _CODE_SPAN.finditer(text):  # a marked <pre> inside what trafilatura calls prose
+            prose(text[start:m.start()])
+            code(m.group(1))
+            start = m.end()
+        prose(text[start:].replace(CODE_END, ""))
+
+    def inline_text(el) -> str:
+        return " ".join("".join(el.itertext()).replace(CODE_START, "").replace(CODE_END, "").split())
+
+    def walk(el) -> None:
+        tag = el.tag
+        if not isinstance(tag, str):  # a comment or processing instruction
+            pass
+        elif tag == "lb":
+            current.append(_BREAK)
+        elif tag == "graphic":
+            pass
+        elif tag == "code" and _is_code_block(el):
+            flush()
+            code("".join(el.itertext()))
+        elif tag == "row":
+            flush()
+            cells = [inline_text(c) for c in el]
+            row = " | ".join(c for c in cells if c)
+            if row:
+                blocks.append(row)
+        elif tag in _INLINE or tag == "code":
+            current.append(el.text or "")
+            for child in el:
+                walk(child)
+        else:  # a block: paragraph, heading, item, list, table, quote, div ...
+            flush()
+            current.append(el.text or "")
+            for child in el:
+                walk(child)
+            flush()
+        current.append(el.tail or "")
+
+    current.append(body.text or "")
+    for child in body:
+        walk(child)
+    flush()
+    return "\n".join(blocks)
 
 
 def _looks_short(text: str, tree: HtmlElement, settings) -> bool:
@@ -183,6 +313,8 @@ def extract_page(data: bytes, settings, *, url: str | None = None, http_charset:
     if tree is None:
         return Page(reason="extract:empty")
     meta, canonical = metadata(tree)
+    drop_permalinks(tree)
+    mark_code(tree)
     if encoding != "utf-8":
         meta["encoding"] = encoding
     text, full = main_text(tree, settings, url or canonical)

@@ -11,7 +11,9 @@ section titles and environments as written) without what a model should not lear
    detection, and missing files noted in meta;
 4. the preamble (everything before `\\begin{document}`) and what follows `\\end{document}` go,
    after macros and the title were read from it;
-5. the bibliography goes;
+5. the bibliography goes, and so do the authors' names, e-mail addresses, ORCIDs and
+   affiliations (`\\author`, `\\email`, `\\orcid`, `\\affiliation`, `\\thanks`, ...: personal data,
+   not the paper's text);
 6. simple macros (`\\newcommand`, `\\renewcommand`, `\\providecommand`, `\\def`,
    `\\DeclareMathOperator`, with up to 9 arguments and an optional default) are expanded.
 
@@ -46,6 +48,12 @@ _BIBLIOGRAPHY = re.compile(
     r"|\\printbibliography\b(?:\[[^\]]*\])?|\\addbibresource\s*(?:\[[^\]]*\])?\{[^}]*\}"
     r"|\\nocite\s*\{[^}]*\}", re.DOTALL)
 _TITLE = re.compile(r"\\title\s*(?:\[[^\]]*\])?\s*\{")
+# Commands naming people and where to reach them -> how many {...} arguments they take.
+PERSONAL_COMMANDS = {"author": 1, "email": 1, "orcid": 1, "affiliation": 1, "affil": 1, "address": 1,
+                     "thanks": 1, "institute": 1, "altaffiliation": 1, "homepage": 1, "IEEEauthorblockN": 1,
+                     "IEEEauthorblockA": 1, "icmlauthor": 2, "icmlaffiliation": 2, "icmlcorrespondingauthor": 2,
+                     "correspondingauthor": 1, "corref": 1, "fnref": 1, "ead": 1}
+_PERSONAL = re.compile(r"\\(" + "|".join(PERSONAL_COMMANDS) + r")(?![A-Za-z@])\*?")
 _DEFINITION = re.compile(
     r"\\(?P<new>(?:re)?newcommand|providecommand|DeclareRobustCommand)\*?"
     r"|\\(?P<def>g?def|edef|xdef)(?![A-Za-z@])"
@@ -370,6 +378,29 @@ def expand_macros(text: str, macros: dict[str, Macro], limit: int = MAX_TEXT_CHA
 
 
 # -- the document ------------------------------------------------------------------------------
+def drop_personal(text: str) -> str:
+    """`text` without the commands of PERSONAL_COMMANDS and their arguments ([...] options and
+    their {...} groups, brace-balanced)."""
+    out, pos = [], 0
+    for m in _PERSONAL.finditer(text):
+        if m.start() < pos:
+            continue  # inside an argument already dropped
+        j = m.end()
+        opt = _bracket(text, j)
+        while opt is not None:
+            j = opt[1]
+            opt = _bracket(text, j)
+        for _ in range(PERSONAL_COMMANDS[m.group(1)]):
+            group = brace_group(text, j)
+            if group is None:
+                break
+            j = group[1]
+        out.append(text[pos:m.start()])
+        pos = j
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def title_of(text: str) -> str | None:
     m = _TITLE.search(text)
     group = brace_group(text, m.end() - 1) if m else None
@@ -407,6 +438,7 @@ def clean_document(files: dict[str, str], cfg) -> LatexDoc:
     macros.update(body_macros)
     if not cfg.keep_bibliography:
         body = _BIBLIOGRAPHY.sub("", body)
+    body = drop_personal(body)
     if cfg.expand_macros:
         body, n = expand_macros(body, macros)
         if n:

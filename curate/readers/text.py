@@ -1,11 +1,13 @@
-"""Plain text and Markdown files, and extension-less files that look like text: one unit each."""
+"""Plain text and Markdown files, and files of no known extension that look like text: one unit
+each; those of them whose content reads as code are code documents (curate.readers.code_language)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterator
 
-from curate.readers import Doc, Reader, register, unit
+from curate.readers import Doc, Reader, path_of, register, unit
+from curate.readers.code_language import looks_like_code
 from curate.readers.compression import read_bytes, read_error_reason
 from curate.readers.decode import decode
 
@@ -39,11 +41,17 @@ def read(path: Path, origin: str) -> Iterator[dict]:
         yield unit(origin, "text", error=read_error_reason(exc))
 
 
+EXTENSIONS = (".txt", ".md", ".markdown", ".rst", ".text", ".txt.gz")
+
+
 def parse(row: dict, config) -> Doc:
+    """A text file; one whose name does not say it is text (it was sniffed) and that reads as
+    code becomes a code document (`code:unknown`), so prose rules never judge it."""
     text, encoding = decode(row["payload"])
-    return Doc(text=text, meta={"encoding": encoding} if encoding != "utf-8" else None)
+    meta = {"encoding": encoding} if encoding != "utf-8" else None
+    if not path_of(row["origin"]).lower().endswith(EXTENSIONS) and looks_like_code(text):
+        return Doc(text=text, meta=meta, source="code", lang="code:unknown")
+    return Doc(text=text, meta=meta)
 
 
-READER = register(
-    Reader("text", (".txt", ".md", ".markdown", ".rst", ".text", ".txt.gz"), read, parse, sniff=looks_like_text)
-)
+READER = register(Reader("text", EXTENSIONS, read, parse, sniff=looks_like_text))

@@ -135,10 +135,11 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 class Tokens:
     """Token ids of every document (see curate.text.words) with per-document reductions."""
 
-    def __init__(self, splitter: WordSplitter, ids: np.ndarray, offsets: np.ndarray):
+    def __init__(self, splitter: WordSplitter, ids: np.ndarray, offsets: np.ndarray, chunk_start: np.ndarray):
         self.splitter = splitter
         self.vocab = splitter.vocab
         self.ids = ids
+        self.chunk_start = chunk_start  # the token begins a whitespace-separated chunk
         self.offsets = offsets
         self.n_docs = len(offsets) - 1
         self.count = np.diff(offsets)
@@ -147,6 +148,14 @@ class Tokens:
     def total(self, values: np.ndarray) -> np.ndarray:
         return np.bincount(self.parents, weights=values, minlength=self.n_docs)
 
+    def per_chunk(self, facts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each whitespace-separated chunk: whether any of its tokens has `facts`, and the
+        document it belongs to."""
+        chunk = np.cumsum(self.chunk_start) - 1
+        n_chunks = int(chunk[-1]) + 1 if len(chunk) else 0
+        hit = np.bincount(chunk[facts], minlength=n_chunks) > 0
+        return hit, self.parents[self.chunk_start]
+
     def fact(self, name: str) -> np.ndarray:
         """A per-token fact of the vocabulary (length, is_word, has_alpha, ...) for every token."""
         return getattr(self.vocab, name)[self.ids]
@@ -154,14 +163,14 @@ class Tokens:
     def select(self, groups: np.ndarray) -> "Tokens":
         """The tokens of some groups (in the given order)."""
         counts = self.count[groups]
-        ids = self.ids[ranges(self.offsets[:-1][groups], counts)]
-        return Tokens(self.splitter, ids, np.concatenate([[0], np.cumsum(counts)]))
+        at = ranges(self.offsets[:-1][groups], counts)
+        return Tokens(self.splitter, self.ids[at], np.concatenate([[0], np.cumsum(counts)]), self.chunk_start[at])
 
     def regroup(self, parents: np.ndarray, n_groups: int) -> "Tokens":
         """Tokens of larger groups made of consecutive ones (lines -> documents): group i of
         these tokens belongs to group parents[i] (non-decreasing) of the result."""
         counts = np.bincount(parents, weights=self.count, minlength=n_groups).astype(np.int64)
-        return Tokens(self.splitter, self.ids, np.concatenate([[0], np.cumsum(counts)]))
+        return Tokens(self.splitter, self.ids, np.concatenate([[0], np.cumsum(counts)]), self.chunk_start)
 
     @classmethod
     def interleave(cls, parts: list[tuple[np.ndarray, "Tokens"]], n_groups: int, splitter: WordSplitter) -> "Tokens":
@@ -171,9 +180,12 @@ class Tokens:
             counts[rows] = tokens.count
         offsets = np.concatenate([[0], np.cumsum(counts)])
         ids = np.empty(offsets[-1], np.int32)
+        chunk_start = np.empty(offsets[-1], bool)
         for rows, tokens in parts:
-            ids[ranges(offsets[:-1][rows], counts[rows])] = tokens.ids
-        return cls(splitter, ids, offsets)
+            at = ranges(offsets[:-1][rows], counts[rows])
+            ids[at] = tokens.ids
+            chunk_start[at] = tokens.chunk_start
+        return cls(splitter, ids, offsets, chunk_start)
 
 
 class Docs:
@@ -208,6 +220,16 @@ class Docs:
         return docs
 
     @functools.cached_property
+    def prose(self) -> "Docs":
+        """The same documents without their fenced code blocks (curate.text.prose): what prose
+        rules measure. Itself when no document has one."""
+        from curate.text.prose import has_code, without_code
+
+        if not has_code(self.text):
+            return self
+        return self.with_text(without_code(self.text))
+
+    @functools.cached_property
     def length(self) -> np.ndarray:
         """Code points per document."""
         return lengths(self.text)
@@ -232,8 +254,7 @@ class Docs:
         return self.tokens_of(self.lines.values, self.unspaced[self.lines.parents])
 
     def tokens_of(self, strings: pa.Array, unspaced: np.ndarray) -> Tokens:
-        ids, offsets = self.splitter.split(strings, unspaced)
-        return Tokens(self.splitter, ids, offsets)
+        return Tokens(self.splitter, *self.splitter.split_chunks(strings, unspaced))
 
     @functools.cached_property
     def lines(self) -> Pieces:

@@ -17,8 +17,10 @@ it (length, has a letter, is only punctuation, ...), so per-document statistics 
 reductions over id arrays rather than Python loops over strings.
 
 Languages. Stop words (Gopher's "at least two of the, be, to, of, and, that, have, with") exist
-here for the main languages (`STOP_WORDS`; matched case-sensitively, as Gopher's are); a
-document in another language gets no stop-word signal (NaN: the rule is skipped, never failed). Chinese, Japanese, Thai, Lao,
+here for every language of ../shared/corpora/multilingual/parallel-docs and the 20 most frequent
+languages lid.176 finds on the web, and a few more (`STOP_WORDS`; matched case-sensitively, as
+Gopher's are; Thai has none, its words being several tokens); a document in another language
+gets no stop-word signal (NaN: the rule is skipped, never failed). Chinese, Japanese, Thai, Lao,
 Khmer, Burmese and Tibetan are written without spaces (`UNSPACED`): for them every Han/kana
 character and every Thai/Lao/Khmer/Burmese/Tibetan grapheme cluster is a token, so "words"
 count characters, and rules that only make sense for real words (mean word length, word
@@ -58,8 +60,20 @@ STOP_WORDS: dict[str, frozenset[str]] = {
     "tr": frozenset("ve bir bu da de için ile olarak çok daha gibi en".split()),
     "id": frozenset("yang dan di ini itu dengan untuk dari dalam tidak akan pada".split()),
     "vi": frozenset("và của có là không được cho các những trong một người".split()),
-    "zh": frozenset("的 了 是 在 和 有 我 不 这 也 就 人".split()),
+    "zh": frozenset("的 了 是 在 和 有 我 不 这 這 也 就 人".split()),  # simplified and traditional
     "ja": frozenset("の に は を た が で て と も し な".split()),
+    "ko": frozenset("이 그 및 수 것 등 또는 있는 있다 하는 그리고 더".split()),
+    "ar": frozenset("في من على أن إلى عن مع هذا التي الذي ما لا".split()),
+    "fa": frozenset("و در به از که این را با است برای آن یک".split()),
+    "he": frozenset("של את על הוא לא עם זה כי גם אם היא או".split()),
+    "hi": frozenset("के है में की और से को का एक यह पर भी".split()),
+    "hu": frozenset("a az és hogy nem is egy van meg de ez el".split()),
+    "el": frozenset("και το η του της να σε με για που τα στο".split()),
+    "ro": frozenset("și în de la a cu pe că nu o din pentru".split()),
+    "fi": frozenset("ja on ei se että oli hän kun mutta myös ovat tai".split()),
+    "sk": frozenset("a v na sa je že s z do to ako pre".split()),
+    "bg": frozenset("и на в да се от за с е че не по".split()),
+    "ca": frozenset("el la de i que en els les per un una amb".split()),
 }
 
 # Languages written without spaces between words (lid.176 codes).
@@ -447,6 +461,12 @@ class WordSplitter:
     def split(self, texts: pa.Array, unspaced: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of every text (nulls count as empty), concatenated, and offsets
         (len(texts) + 1) into them."""
+        ids, offsets, _ = self.split_chunks(texts, unspaced)
+        return ids, offsets
+
+    def split_chunks(self, texts: pa.Array, unspaced: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`split`, and for every token whether it is the first of its whitespace-separated
+        chunk (Gopher's words are those chunks)."""
         n = len(texts)
         if unspaced is None or not unspaced.any():
             return self._split_mode(texts, False)
@@ -457,16 +477,19 @@ class WordSplitter:
         counts = np.zeros(n, np.int64)
         pieces = []
         for rows, mode in parts:
-            ids, offsets = self._split_mode(texts.take(pa.array(rows)), mode)
+            ids, offsets, first = self._split_mode(texts.take(pa.array(rows)), mode)
             counts[rows] = np.diff(offsets)
-            pieces.append((rows, ids, offsets))
+            pieces.append((rows, ids, first))
         offsets = np.concatenate([[0], np.cumsum(counts)])
         out = np.empty(offsets[-1], np.int32)
-        for rows, ids, offs in pieces:
-            out[ranges(offsets[rows], counts[rows])] = ids
-        return out, offsets
+        starts = np.empty(offsets[-1], bool)
+        for rows, ids, first in pieces:
+            at = ranges(offsets[rows], counts[rows])
+            out[at] = ids
+            starts[at] = first
+        return out, offsets, starts
 
-    def _split_mode(self, texts: pa.Array, unspaced: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _split_mode(self, texts: pa.Array, unspaced: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         chunks = pc.utf8_split_whitespace(pc.fill_null(texts, ""))
         parents = pc.list_parent_indices(chunks).to_numpy()
         encoded = pc.dictionary_encode(pc.list_flatten(chunks))
@@ -482,8 +505,10 @@ class WordSplitter:
         starts = np.cumsum(lengths) - lengths
         occ_len = lengths[codes]
         ids = flat[ranges(starts[codes], occ_len)]
+        first = np.zeros(len(ids), bool)
+        first[(np.cumsum(occ_len) - occ_len)[occ_len > 0]] = True  # each chunk's first token
         counts = np.bincount(parents, weights=occ_len, minlength=len(texts)).astype(np.int64)
-        return ids, np.concatenate([[0], np.cumsum(counts)])
+        return ids, np.concatenate([[0], np.cumsum(counts)]), first
 
     def tokens(self, text: str, unspaced: bool = False) -> list[str]:
         """The tokens of one text as strings (for tests and inspection)."""
