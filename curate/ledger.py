@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.worker import atomic_write_json
+from curate import storage
 from curate.stage import merge_counters
 
 HIST_BINS = 30
@@ -24,15 +24,11 @@ class LedgerError(Exception):
     pass
 
 
-def done_files(stage_dir: Path) -> list[Path]:
-    return sorted((stage_dir / "_done").glob("*.json"))
-
-
 def merge(stage_dir: Path) -> dict:
     total = {"docs_in": 0, "docs_out": 0, "removed": {}, "bytes_in": 0, "bytes_out": 0,
              "process_seconds": 0.0, "counters": {}}
     shards = 0
-    for path in done_files(stage_dir):
+    for path in storage.done_paths(stage_dir):
         c = json.loads(path.read_text())
         shards += 1
         for key in ("docs_in", "docs_out", "bytes_in", "bytes_out", "process_seconds"):
@@ -102,7 +98,7 @@ def write_stats(stage: str, stage_dir: Path, wall_seconds: float, upstream_signa
     cols = signal_columns(pq.read_schema(parts[0]), upstream_signals) if parts else []
     stats["signals"] = histograms(stage_dir, cols)
     stats.update(extra)
-    atomic_write_json(stage_dir / "_stats.json", stats)
+    storage.write_json(stage_dir / "_stats.json", stats)
     return stats
 
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from curate import __version__, discover, ledger, registry
+from curate import __version__, discover, ledger, registry, storage
 from curate.config import Pipeline
 from curate.errors import UserError
 from curate.executor import Executor, StageContext
-from curate.worker import ShardTask, atomic_write_json
+from curate.worker import ShardTask
 from curate.stage import Stage
 
 STAGE_FILE = "_stage.json"
@@ -96,9 +95,7 @@ class Plan:
         order = self.pipeline.stages
         start = order.index(name) if name in order else 0
         for later in order[start:]:
-            d = stage_dir(self.out, later)
-            if d.exists():
-                shutil.rmtree(d)
+            storage.remove_tree(stage_dir(self.out, later))
 
 
 def _tasks_for(plan: Plan, name: str, sdir: Path) -> list[ShardTask]:
@@ -113,18 +110,8 @@ def _tasks_for(plan: Plan, name: str, sdir: Path) -> list[ShardTask]:
 
 
 def _pending(tasks: list[ShardTask], sdir: Path) -> list[ShardTask]:
-    return [t for t in tasks if not (sdir / "_done" / f"{t.name}.json").is_file()]
-
-
-def _clean_partial(sdir: Path, tasks: list[ShardTask]) -> None:
-    """Remove temp files and outputs of shards without a done-file (left by a killed run)."""
-    names = {t.name for t in tasks}
-    for path in list(sdir.rglob(".*.tmp-*")):
-        path.unlink(missing_ok=True)
-    for sub in (sdir, sdir / "removed"):
-        for part in sub.glob("part-*.parquet"):
-            if part.stem in names and not (sdir / "_done" / f"{part.stem}.json").is_file():
-                part.unlink(missing_ok=True)
+    done = storage.done_items(sdir)
+    return [t for t in tasks if t.name not in done]
 
 
 def versions() -> dict:
@@ -157,14 +144,14 @@ def execute(pipeline: Pipeline, out: Path, stages: list[str], input_path: Path |
     with Executor(workers, ray_address, pipeline.run) as ex:
         run["versions"] = versions()
         run["ray_startup_seconds"] = round(ex.startup_seconds, 3)
-        atomic_write_json(run_path, run)
+        storage.write_json(run_path, run)
         for name in stages:
             entry = run_stage(plan, name, ex, log)
             run["stages"][name] = entry
-            atomic_write_json(run_path, run)
+            storage.write_json(run_path, run)
         run["nodes_used"] = sorted(ex.nodes_used)
     run["ended"] = _now()
-    atomic_write_json(run_path, run)
+    storage.write_json(run_path, run)
     return run
 
 
@@ -178,7 +165,7 @@ def run_stage(plan: Plan, name: str, ex: Executor, log) -> dict:
     t0 = time.perf_counter()
     ex.step_seconds = 0.0
     sdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(sdir / STAGE_FILE, {"stage": name, "fingerprint": plan.fingerprints[name],
+    storage.write_json(sdir / STAGE_FILE, {"stage": name, "fingerprint": plan.fingerprints[name],
                                           "input": str(plan.inputs[name])})
     cls = registry.stage_class(name)
     config = pipeline.section(name)
@@ -187,7 +174,8 @@ def run_stage(plan: Plan, name: str, ex: Executor, log) -> dict:
     ctx = StageContext(out=out, stage_dir=sdir, work_dir=work_dir, config=config, executor=ex,
                        input=plan.inputs[name])
     tasks = _tasks_for(plan, name, sdir)
-    _clean_partial(sdir, tasks)
+    # what a killed run left: temp files, and the parts of shards it did not finish
+    storage.clean_partial(sdir, [t.name for t in tasks], subdirs=(".", "removed"))
     # A driver-side instance only for stages with global steps: others load models on workers only.
     has_global = cls.prepare is not Stage.prepare or cls.finish is not Stage.finish
     stage = cls(config, work_dir) if has_global else None

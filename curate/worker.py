@@ -1,13 +1,12 @@
 """One shard of one stage, read and written: the I/O around a stage's pure `process`.
 
-Output files are written to a temp name and renamed; the done-file holding the shard's counters
-is written last, so a shard with a done-file is complete and a killed shard leaves nothing that
-a re-run would mistake for output.
+Output files are written atomically and the done-file holding the shard's counters is committed
+last (curate.storage), so a shard with a done-file is complete and a killed shard leaves nothing
+that a re-run would mistake for output.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,11 +16,9 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate import readers, schema
+from curate import readers, schema, storage
 from curate.discover import InputFile
 from curate.stage import Stage, merge_counters, reason_counts
-
-PARQUET_OPTS = dict(compression="zstd", write_statistics=False)
 
 
 @dataclass
@@ -46,25 +43,12 @@ class ShardTask:
         return ", ".join(names) + more
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
-
-
 class TableWriter:
-    """Streams tables into one Parquet file under a temp name; `close` renames it into place."""
+    """Streams tables into one Parquet file, staged (curate.storage); `close` puts it in place."""
 
     def __init__(self, path: Path, fallback: pa.Schema):
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.staged: storage.Staged | None = None
         self.fallback = fallback
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
@@ -74,8 +58,7 @@ class TableWriter:
         if table.num_rows == 0 and self.writer is not None:
             return
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.tmp, table.schema, **PARQUET_OPTS)
+            self._open(table.schema)
         elif table.schema != self.writer.schema:
             table = table.select(self.writer.schema.names).cast(self.writer.schema)
         if table.num_rows:
@@ -83,12 +66,15 @@ class TableWriter:
             self.rows += table.num_rows
             self.bytes += schema.text_bytes(table)
 
+    def _open(self, table_schema: pa.Schema) -> None:
+        self.staged = storage.Staged(self.path)
+        self.writer = pq.ParquetWriter(self.staged.local, table_schema, **storage.PARQUET_OPTS)
+
     def close(self) -> None:
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.tmp, self.fallback, **PARQUET_OPTS)
+            self._open(self.fallback)
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        self.staged.commit()
 
 
 def _unit_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator[pa.Table]:
@@ -183,9 +169,8 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, bat
         fallback = schema.conform(pq.read_schema(task.input_path).empty_table()).schema
     else:
         fallback = schema.BASE
-    for folder in (out_dir, out_dir / "removed", out_dir / "_done"):  # left by a failed attempt
-        for stale in folder.glob(f".{task.name}.*.tmp-*"):
-            stale.unlink(missing_ok=True)
+    for folder in (out_dir, out_dir / "removed", out_dir / storage.DONE):  # left by a failed attempt
+        storage.clean_temps(folder, task.name)
     kept_w = TableWriter(out_dir / f"{task.name}.parquet", fallback)
     removed_w = TableWriter(out_dir / "removed" / f"{task.name}.parquet", fallback.append(pa.field(schema.REASON, pa.string())))
     counters: dict = {"docs_in": 0, "docs_out": 0, "removed": {}, "bytes_in": 0, "bytes_out": 0, "process_seconds": 0.0}
@@ -217,7 +202,5 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, bat
     lost = counters["docs_in"] - counters["docs_out"] - sum(counters["removed"].values())
     if lost:
         raise RuntimeError(f"{stage.name} lost {lost} documents in {task.name}: the stage broke the ledger law")
-    done = out_dir / "_done" / f"{task.name}.json"
-    done.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(done, counters)
+    storage.commit(out_dir, task.name, counters)
     return counters

@@ -360,8 +360,8 @@ def kill_points(rng: random.Random, parts: int) -> list[tuple[str, str, int]]:
         shard_map(rng.choice(["extract", "langid", "quality"])),
         (f"dedup: {step}", f"dedup/_work/_done/{step}/*.json", 1),
         later,
-        rng.choice([("tokenize: scatter", "shards/_work/finish/scattered/*.json", rng.randint(1, parts - 1)),
-                    ("tokenize: gather", "shards/_work/finish/gathered/*.json", 1)]),
+        rng.choice([("tokenize: scatter", "shards/_work/finish/_done/scatter/*.json", rng.randint(1, parts - 1)),
+                    ("tokenize: gather", "shards/_work/finish/_done/gather/*/*.json", 1)]),
     ]
 
 

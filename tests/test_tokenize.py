@@ -22,7 +22,7 @@ import pytest
 from curate import config, megatron, schema
 from curate.stages.tokenize import bpe, shards as tokenshards
 from curate.errors import UserError
-from curate.worker import atomic_write_json
+from curate.storage import write_json as atomic_write_json
 from curate.stages.tokenize import TokenizeConfig, TokenizeStage
 from conftest import corpus
 
@@ -130,7 +130,7 @@ def test_training_is_deterministic_and_order_independent():
     assert bpe.train(shuffled, vocab_size=400) == first
     # With more Rayon threads (a fresh process: the pool size is fixed at first use) too.
     env = {**os.environ, "RAYON_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "true"}
-    code = "import json, sys; from curate import bpe; sys.stdout.write(bpe.train(json.load(sys.stdin), 400))"
+    code = "import json, sys; from curate.stages.tokenize import bpe; sys.stdout.write(bpe.train(json.load(sys.stdin), 400))"
     threaded = subprocess.run([sys.executable, "-c", code], input=json.dumps(TRAIN), env=env,
                               capture_output=True, text=True, check=True).stdout
     assert threaded == first

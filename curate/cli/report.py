@@ -46,8 +46,8 @@ def report(out, html_path, no_html, what_ifs):
         terminal.render_what_if(results, console)
         if not no_html:
             from curate.report import html
-            from curate.worker import atomic_write_bytes
+            from curate import storage
 
             target = Path(html_path) if html_path else run.out / "report.html"
-            atomic_write_bytes(target, html.render(summary, results).encode("utf-8"))
+            storage.write_bytes(target, html.render(summary, results).encode("utf-8"))
             click.echo(f"wrote {target}", err=True)

@@ -34,10 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from curate import schema
+from curate import schema, storage
 from curate.stages.dedup import minhash, steps
 from curate.config import Section
-from curate.worker import atomic_write_json
 from curate.stage import Result, Stage, merge_counters, split
 
 STEPS = ("sign", "bucket", "attach", "compare", "exact", "contract", "decide")
@@ -89,7 +88,7 @@ def make_plan(config: DedupConfig, work_dir: Path, input_dir: Path, workers: int
                       hasher=config.hasher(), threshold=config.threshold, margin=config.margin,
                       max_bucket=config.max_bucket)
     if not saved.is_file():
-        atomic_write_json(saved, {"groups": groups, "parts": [p.stem for p in parts],
+        storage.write_json(saved, {"groups": groups, "parts": [p.stem for p in parts],
                                   "bands": plan.hasher.bands, "rows": plan.hasher.rows})
     return plan
 
@@ -128,7 +127,7 @@ class DedupStage(Stage):
     def prepare(self, ctx) -> None:
         plan = make_plan(self.config, ctx.work_dir, ctx.input, ctx.executor.workers)
         self._report = run_steps(plan, ctx.map)
-        atomic_write_json(ctx.work_dir / "steps.json", self._report)
+        storage.write_json(ctx.work_dir / "steps.json", self._report)
 
     def finish(self, ctx) -> dict[str, Any]:
         plan = make_plan(self.config, ctx.work_dir, ctx.input, ctx.executor.workers)
@@ -188,6 +187,6 @@ def write_pairs(plan: steps.Plan, pairs_dir: Path) -> int:
             total += pq.read_metadata(out).num_rows
             continue
         t = pq.read_table(path, columns=["id_a", "id_b", "jaccard"])
-        steps.write_parquet(out, t)
+        storage.write_parquet(out, t)
         total += t.num_rows
     return total

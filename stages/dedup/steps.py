@@ -2,8 +2,9 @@
 
 Every step is a module-level function of one item (a `Plan` and an index) that `ctx.map` runs
 as a Ray task. It reads what the step before wrote under the work directory and writes its own
-files atomically, then a done-file listing them; an item whose done-file and files exist is
-skipped, so a killed run resumes where it stopped and a deleted intermediate file is rebuilt.
+files atomically, then a done-file listing them (`curate.storage.resumable`); an item whose
+done-file and files exist is skipped, so a killed run resumes where it stopped and a deleted
+intermediate file is rebuilt.
 
 Documents are named by a 64-bit key, `part_no << 32 | row`. A part belongs to group
 `part_no % groups`; every shuffle writes one file per (destination group, source item), so a
@@ -23,8 +24,6 @@ group's worker reads only its own files. The steps, in order:
 from __future__ import annotations
 
 import ctypes
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +33,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curate import storage
 from curate.stages.dedup import components, minhash
-from curate.worker import PARQUET_OPTS, atomic_write_json
 from curate.stage import merge_counters
+from curate.storage import write_parquet
 
 ROW_BITS = 32
 ROW_MASK = (1 << ROW_BITS) - 1
@@ -76,13 +76,6 @@ class Plan:
 
 
 # -- files ---------------------------------------------------------------------------------
-def write_parquet(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, **PARQUET_OPTS)
-    os.replace(tmp, path)
-
-
 def read_all(paths: list[Path], schema: pa.Schema | None = None) -> pa.Table:
     """All rows of `paths` (written by the same step, so of one schema)."""
     tables = [pq.read_table(p) for p in paths]
@@ -98,20 +91,15 @@ def read_all(paths: list[Path], schema: pa.Schema | None = None) -> pa.Table:
 
 def run_item(plan: Plan, step: str, item: str, fn) -> dict:
     """Run `fn() -> (files, stats)` unless a done-file says its files are already there."""
-    done = plan.path("_done", step, f"{item}.json")
-    if done.is_file():
-        record = json.loads(done.read_text())
-        if all(plan.path(f).is_file() for f in record["files"]):
-            record["skipped"] = True
-            return record
-    t0 = time.perf_counter()
-    files, stats = fn()
-    release_memory()
-    record = {"files": [str(Path(f).relative_to(plan.work)) for f in files],
-              "seconds": round(time.perf_counter() - t0, 4), **stats}
-    done.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(done, record)
-    return record
+
+    def work() -> dict:
+        t0 = time.perf_counter()
+        files, stats = fn()
+        release_memory()
+        return {"files": [str(Path(f).relative_to(plan.work)) for f in files],
+                "seconds": round(time.perf_counter() - t0, 4), **stats}
+
+    return storage.resumable(plan.path(), f"{step}/{item}", work)
 
 
 def release_memory() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from curate import schema
+from curate import schema, storage
 from curate.stages.tokenize import bpe, shards as tokenshards
 from curate.config import ResourcePath, Section
 from curate.megatron import Bucket, Manifest, token_dtype, write_manifest
-from curate.worker import atomic_write_bytes
 from curate.stage import Result, Stage, split
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -105,7 +103,7 @@ def sample_part(item: dict) -> int:
     ids = pc.fill_null(table.column("id"), "").to_pylist()
     keep = np.fromiter((xxhash.xxh3_64_intdigest(i.encode(), seed=seed) < threshold for i in ids), bool, len(ids))
     sample = table.select(["text"]).filter(pa.array(keep))
-    tokenshards.write_parquet(sample, Path(item["out"]))
+    storage.write_parquet(Path(item["out"]), sample)
     return int(pc.sum(pc.binary_length(sample.column("text"))).as_py() or 0)
 
 
@@ -148,7 +146,7 @@ class TokenizeStage(Stage):
         if cfg.tokenizer is not None:
             data = Path(cfg.tokenizer).read_bytes()
             if not target.is_file() or target.read_bytes() != data:
-                atomic_write_bytes(target, data)
+                storage.write_bytes(target, data)
         elif not target.is_file():  # a resumed run keeps the tokenizer it trained
             parts = sorted(Path(ctx.input).glob("part-*.parquet"))
             total = sum(_text_bytes(p) for p in parts)
@@ -159,8 +157,8 @@ class TokenizeStage(Stage):
             text = ctx.map(train_tokenizer, [{"dir": str(sample_dir), "vocab_size": cfg.vocab_size,
                                               "min_frequency": cfg.min_frequency, "eos": cfg.eos_token}],
                            "tokenize: train")[0]
-            atomic_write_bytes(target, text.encode())
-            shutil.rmtree(sample_dir, ignore_errors=True)
+            storage.write_bytes(target, text.encode())
+            storage.remove_tree(sample_dir)
         self.loaded = bpe.load(target, cfg.eos_token)
 
     def process(self, batch: pa.Table) -> Result:
