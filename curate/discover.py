@@ -1,18 +1,18 @@
 """Find the input files of a corpus directory and cut them into shards.
 
-The walk is deterministic (sorted names) and loses nothing: what is not read (hidden files,
-symlinks leaving the corpus, binaries, special files) is still listed, with the reason the
+The corpus is a local directory or an object-store prefix (curate.storage); both are walked the
+same way. The walk is deterministic (sorted names) and loses nothing: what is not read (hidden
+files, symlinks leaving the corpus, binaries, special files) is still listed, with the reason the
 extract stage records it as removed.
 """
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate import readers
+from curate import readers, storage
 
 SNIFF_BYTES = 8192
 
@@ -27,7 +27,7 @@ class InputFile:
 
 def _sniff(path: Path) -> tuple[str | None, str | None]:
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             head = f.read(SNIFF_BYTES)
     except OSError:
         return None, "extract:error:unreadable"
@@ -53,57 +53,64 @@ def _classify(path: Path, rel: str, size: int) -> InputFile:
     return InputFile(rel, size, fmt, skip)
 
 
-def discover(root: Path) -> list[InputFile]:
+def discover(root: storage.PathLike) -> list[InputFile]:
     """Every input unit under `root` (a directory or a single file), in a deterministic order."""
-    root = Path(root)
+    root = storage.location(root)
     if root.is_file():
         return [_classify(root, root.name, root.stat().st_size)]
+    if storage.is_remote(root):
+        root = root.listed()  # the whole tree in one listing, not one per folder
     real_root = root.resolve()
     out: list[InputFile] = []
 
-    def walk(directory: Path, prefix: str) -> None:
+    def walk(directory, prefix: str) -> None:
         try:
-            names = sorted(os.listdir(directory))
+            entries = sorted(directory.iterdir(), key=lambda p: p.name)
         except OSError:
             out.append(InputFile(prefix.rstrip("/") or ".", 0, None, "extract:error:unreadable"))
             return
-        for name in names:
-            path = directory / name
-            rel = prefix + name
-            if name.startswith("."):
+        for path in entries:
+            rel = prefix + path.name
+            if path.name.startswith("."):
                 out.append(InputFile(rel, 0, None, "extract:skip:hidden"))
                 continue
-            try:
-                st = path.lstat()
-            except OSError:
-                out.append(InputFile(rel, 0, None, "extract:error:unreadable"))
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                target = path.resolve()
-                if not target.is_relative_to(real_root):
-                    out.append(InputFile(rel, 0, None, "extract:skip:symlink_outside"))
-                    continue
-                if target.is_dir():  # followed directory links could loop or double-count
-                    out.append(InputFile(rel, 0, None, "extract:skip:symlink_dir"))
-                    continue
-                try:
-                    st = path.stat()
-                except OSError:
-                    out.append(InputFile(rel, 0, None, "extract:error:unreadable"))
-                    continue
-            if stat.S_ISDIR(st.st_mode):
+            kind, size = _kind(path, real_root)
+            if kind == "dir":
                 claimed = _claim_directory(path)
                 if claimed is not None:
                     out.append(InputFile(rel, _tree_size(path), claimed))
                 else:
                     walk(path, rel + "/")
-            elif stat.S_ISREG(st.st_mode):
-                out.append(_classify(path, rel, st.st_size))
+            elif kind == "file":
+                out.append(_classify(path, rel, size))
             else:
-                out.append(InputFile(rel, 0, None, "extract:skip:not_regular"))
+                out.append(InputFile(rel, 0, None, kind))
 
     walk(root, "")
     return out
+
+
+def _kind(path, real_root) -> tuple[str, int]:
+    """('dir' | 'file' | the reason it is not read, size in bytes). An object store has neither
+    links nor special files; a local link is followed only to a file inside the corpus."""
+    if storage.is_remote(path):
+        return ("dir", 0) if path.is_dir() else ("file", path.stat().st_size)
+    try:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            target = path.resolve()
+            if not target.is_relative_to(real_root):
+                return "extract:skip:symlink_outside", 0
+            if target.is_dir():  # followed directory links could loop or double-count
+                return "extract:skip:symlink_dir", 0
+            st = path.stat()
+    except OSError:
+        return "extract:error:unreadable", 0
+    if stat.S_ISDIR(st.st_mode):
+        return "dir", 0
+    if stat.S_ISREG(st.st_mode):
+        return "file", st.st_size
+    return "extract:skip:not_regular", 0
 
 
 def _claim_directory(path: Path) -> str | None:
@@ -114,12 +121,12 @@ def _claim_directory(path: Path) -> str | None:
     return None
 
 
-def _tree_size(path: Path) -> int:
+def _tree_size(path) -> int:
     total = 0
-    for dirpath, _dirs, files in os.walk(path):
+    for _folder, _dirs, files in storage.walk(path):
         for f in files:
             try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
+                total += f.lstat().st_size if isinstance(f, Path) else f.stat().st_size
             except OSError:
                 pass
     return total

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curate import storage
 from curate.stage import merge_counters
@@ -61,11 +60,11 @@ def histograms(stage_dir: Path, columns: list[str]) -> dict:
     values: dict[str, dict[str, list[np.ndarray]]] = {c: {"kept": [], "removed": []} for c in columns}
     for side, pattern in (("kept", "part-*.parquet"), ("removed", "removed/part-*.parquet")):
         for path in sorted(stage_dir.glob(pattern)):
-            names = set(pq.read_schema(path).names)
+            names = set(storage.read_schema(path).names)
             present = [c for c in columns if c in names]
             if not present:
                 continue
-            table = pq.read_table(path, columns=present)
+            table = storage.read_table(path, columns=present)
             for c in present:
                 values[c][side].append(table.column(c).to_numpy(zero_copy_only=False).astype(np.float64))
     out = {}
@@ -95,7 +94,7 @@ def write_stats(stage: str, stage_dir: Path, wall_seconds: float, upstream_signa
     stats = {"stage": stage, **merge(stage_dir), "wall_seconds": round(wall_seconds, 3)}
     check_law(stats)
     parts = sorted(stage_dir.glob("part-*.parquet"))
-    cols = signal_columns(pq.read_schema(parts[0]), upstream_signals) if parts else []
+    cols = signal_columns(storage.read_schema(parts[0]), upstream_signals) if parts else []
     stats["signals"] = histograms(stage_dir, cols)
     stats.update(extra)
     storage.write_json(stage_dir / "_stats.json", stats)
@@ -111,5 +110,5 @@ def part_signals(stage_dir: Path) -> set[str]:
     parts = sorted(stage_dir.glob("part-*.parquet"))
     if not parts:
         return set()
-    return set(signal_columns(pq.read_schema(parts[0]), set()))
+    return set(signal_columns(storage.read_schema(parts[0]), set()))
 

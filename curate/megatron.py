@@ -81,7 +81,7 @@ class IndexedDatasetWriter:
         self.dtype = np.dtype(dtype)
         if self.dtype not in _CODE_OF:
             raise ValueError(f"dtype {self.dtype} has no MMIDIDX code; use one of {sorted(map(str, _CODE_OF))}")
-        prefix = Path(prefix)
+        prefix = storage.location(prefix)
         self.bin_path = prefix.with_name(prefix.name + ".bin")
         self.idx_path = prefix.with_name(prefix.name + ".idx")
         self._staged_bin = storage.Staged(self.bin_path)
@@ -328,7 +328,7 @@ def parse_manifest(obj, where: str = MANIFEST_NAME) -> Manifest:
 
 def read_manifest(shards_dir: str | Path) -> Manifest:
     """Read and validate SHARDS/manifest.json, and check that every .bin/.idx it names exists."""
-    shards_dir = Path(shards_dir)
+    shards_dir = storage.location(shards_dir)
     path = shards_dir / MANIFEST_NAME
     if not path.is_file():
         raise ShardFormatError(f"{path}: missing (is {shards_dir} the shards/ folder the tokenize stage wrote?)")
@@ -349,6 +349,6 @@ def write_manifest(shards_dir: str | Path, manifest: Manifest) -> Path:
     """Validate and write SHARDS/manifest.json atomically; returns its path."""
     obj = manifest.to_json()
     parse_manifest(obj, "manifest to write")
-    path = Path(shards_dir) / MANIFEST_NAME
+    path = storage.location(shards_dir) / MANIFEST_NAME
     storage.write_json(path, obj)
     return path

@@ -38,7 +38,7 @@ def previous_stage(pipeline: Pipeline, name: str) -> str | None:
 class Plan:
     """What to run: stages in order, each with its input and fingerprint."""
 
-    def __init__(self, pipeline: Pipeline, out: Path, stages: list[str], input_path: Path | None):
+    def __init__(self, pipeline: Pipeline, out: storage.PathLike, stages: list[str], input_path: storage.PathLike | None):
         self.pipeline, self.out, self.stages = pipeline, out, stages
         self.inputs: dict[str, Path] = {}
         self.fingerprints: dict[str, str] = {}
@@ -61,20 +61,14 @@ class Plan:
         for i, name in enumerate(self.stages):
             src = self.inputs[name]
             first = i == 0
-            if first and not src.exists():
-                raise UserError(f"input not found: {src}")
+            if first:
+                storage.check_input(src)
             if first and name != "extract":
                 if not list(src.glob("part-*.parquet")):
                     raise UserError(f"{src} holds no stage output (part-*.parquet); run the stage before {name} first")
                 if not (src / "_stats.json").is_file():
                     raise UserError(f"{src} is incomplete (no _stats.json); finish that stage first")
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            probe = self.out / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            raise UserError(f"output directory not writable: {self.out} ({e.strerror or e})") from None
+        storage.check_output(self.out)
         changed = [n for n in self.stages if self._recorded(n) not in (None, self.fingerprints[n])]
         if changed and not fresh:
             raise UserError(
@@ -104,9 +98,9 @@ def _tasks_for(plan: Plan, name: str, sdir: Path) -> list[ShardTask]:
         root = src if src.is_dir() else src.parent
         files = discover.discover(src)
         groups = discover.shard(files, int(plan.pipeline.run.shard_mb * (1 << 20)))
-        return [ShardTask(f"part-{i:05d}", input_root=str(root), files=g) for i, g in enumerate(groups)]
+        return [ShardTask(f"part-{i:05d}", input_root=root, files=g) for i, g in enumerate(groups)]
     parts = sorted(src.glob("part-*.parquet"))
-    return [ShardTask(p.stem, input_path=str(p)) for p in parts]
+    return [ShardTask(p.stem, input_path=p) for p in parts]
 
 
 def _pending(tasks: list[ShardTask], sdir: Path) -> list[ShardTask]:
@@ -126,10 +120,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def execute(pipeline: Pipeline, out: Path, stages: list[str], input_path: Path | None, workers: int,
+def execute(pipeline: Pipeline, out, stages: list[str], input_path, workers: int,
             ray_address: str | None, fresh: bool, log=print) -> dict:
-    """Run `stages` into `out`; returns run.json's content."""
-    out = Path(out)
+    """Run `stages` into `out` (a local path or an object-store URI); returns run.json's content."""
+    out = storage.location(out)
+    input_path = storage.location(input_path) if input_path is not None else None
     plan = Plan(pipeline, out, stages, input_path)
     plan.preflight(fresh)
     workers = workers or pipeline.run.workers or (os.cpu_count() or 1)
@@ -141,7 +136,9 @@ def execute(pipeline: Pipeline, out: Path, stages: list[str], input_path: Path |
         "started": _now(), "ended": None, "workers": workers, "ray_address": ray_address,
     })
     run.setdefault("stages", {})
-    with Executor(workers, ray_address, pipeline.run) as ex:
+    # Workers on other machines see the same object store with the same identity as this process.
+    remote = storage.is_remote(out) or storage.is_remote(input_path)
+    with Executor(workers, ray_address, pipeline.run, env=storage.worker_env() if remote else None) as ex:
         run["versions"] = versions()
         run["ray_startup_seconds"] = round(ex.startup_seconds, 3)
         storage.write_json(run_path, run)

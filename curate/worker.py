@@ -7,7 +7,6 @@ that a re-run would mistake for output.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,20 +23,26 @@ from curate.stage import Stage, merge_counters, reason_counts
 @dataclass
 class ShardTask:
     name: str  # part-00000
-    input_root: str | None = None  # extract: the corpus root
+    input_root: storage.PathLike | None = None  # extract: the corpus root
     files: list[InputFile] = field(default_factory=list)  # extract: the files of this shard
-    input_path: str | None = None  # later stages: one Parquet part of the previous stage
+    input_path: storage.PathLike | None = None  # later stages: one Parquet part of the previous stage
+
+    def __post_init__(self):
+        if self.input_root is not None:
+            self.input_root = storage.location(self.input_root)
+        if self.input_path is not None:
+            self.input_path = storage.location(self.input_path)
 
     @property
     def size(self) -> int:
-        """Bytes on disk: what the executor orders shards by."""
-        if self.input_path:
-            return os.path.getsize(self.input_path)
+        """Bytes stored: what the executor orders shards by."""
+        if self.input_path is not None:
+            return self.input_path.stat().st_size
         return sum(f.size for f in self.files)
 
     def describe(self) -> str:
-        if self.input_path:
-            return self.input_path
+        if self.input_path is not None:
+            return str(self.input_path)
         names = [f.rel for f in self.files[:3]]
         more = f" and {len(self.files) - 3} more" if len(self.files) > 3 else ""
         return ", ".join(names) + more
@@ -88,7 +93,7 @@ def _unit_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator
         pending, size = [], 0
         return table
 
-    root = Path(task.input_root)
+    root = task.input_root
     for f in task.files:
         if f.skip is not None:
             units: Iterator = iter([readers.unit(f.rel, f.format or "", error=f.skip)])
@@ -124,7 +129,7 @@ def _guarded(units: Iterator, f: InputFile) -> Iterator:
 
 
 def _parquet_tables(task: ShardTask, batch_docs: int) -> Iterator[pa.Table]:
-    pf = pq.ParquetFile(task.input_path)
+    pf = storage.parquet_file(task.input_path)
     for batch in pf.iter_batches(batch_size=batch_docs):
         yield schema.conform(pa.Table.from_batches([batch]))
 
@@ -139,7 +144,7 @@ def input_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator
         yield table
     if empty:  # an empty part still goes through the stage once, to get the stage's columns:
         # the stages after it read them (an empty file with the input's schema lacks them)
-        yield schema.conform(pq.read_schema(task.input_path).empty_table())
+        yield schema.conform(storage.read_schema(task.input_path).empty_table())
 
 
 def quarantine(stage: Stage, batch: pa.Table, units: bool) -> tuple[pa.Table, pa.Table | None]:
@@ -162,11 +167,11 @@ def quarantine(stage: Stage, batch: pa.Table, units: bool) -> tuple[pa.Table, pa
     return batch.filter(pc.invert(hit)), schema.with_reason(batch.filter(hit), reason)
 
 
-def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, batch_bytes: int) -> dict:
+def run_shard(stage: Stage, task: ShardTask, out_dir: storage.PathLike, batch_docs: int, batch_bytes: int) -> dict:
     """Process one shard end to end and write its kept, removed and done files."""
-    out_dir = Path(out_dir)
+    out_dir = storage.location(out_dir)
     if task.input_path is not None:
-        fallback = schema.conform(pq.read_schema(task.input_path).empty_table()).schema
+        fallback = schema.conform(storage.read_schema(task.input_path).empty_table()).schema
     else:
         fallback = schema.BASE
     for folder in (out_dir, out_dir / "removed", out_dir / storage.DONE):  # left by a failed attempt

@@ -31,7 +31,6 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from curate import schema, storage
@@ -79,12 +78,12 @@ class DedupConfig(Section):
 def make_plan(config: DedupConfig, work_dir: Path, input_dir: Path, workers: int) -> steps.Plan:
     """The plan of a run, fixed in work_dir/plan.json on the first run so a resumed run (even
     with another --workers) uses the same groups."""
-    parts = sorted(Path(input_dir).glob("part-*.parquet"))
+    parts = sorted(storage.location(input_dir).glob("part-*.parquet"))
     saved = work_dir / "plan.json"
     groups = config.partitions or max(1, min(len(parts), 2 * max(1, workers), 64))
     if saved.is_file():
         groups = json.loads(saved.read_text())["groups"]
-    plan = steps.Plan(work=str(work_dir), parts=tuple((p.stem, str(p)) for p in parts), groups=groups,
+    plan = steps.Plan(work=work_dir, parts=tuple((p.stem, p) for p in parts), groups=groups,
                       hasher=config.hasher(), threshold=config.threshold, margin=config.margin,
                       max_bucket=config.max_bucket)
     if not saved.is_file():
@@ -153,12 +152,12 @@ class DedupStage(Stage):
 
     # -- per shard -------------------------------------------------------------------------
     def start_shard(self, name: str) -> None:
-        self._decisions = pq.read_table(self._decisions_dir() / f"{name}.parquet")
+        self._decisions = storage.read_table(self._decisions_dir() / f"{name}.parquet")
 
     def _decisions_dir(self) -> Path:
         if self.work_dir is None:
             raise RuntimeError("dedup: no work directory (prepare() writes the decisions there first)")
-        return Path(self.work_dir) / "decisions"
+        return self.work_dir / "decisions"
 
     def process(self, batch: pa.Table) -> Result:
         if self._decisions is None:  # no shard announced (a direct call): every part's decisions
@@ -184,9 +183,9 @@ def write_pairs(plan: steps.Plan, pairs_dir: Path) -> int:
     for i, path in enumerate(steps.verified_files(plan)):
         out = pairs_dir / f"part-{i:05d}.parquet"
         if out.is_file():
-            total += pq.read_metadata(out).num_rows
+            total += storage.read_metadata(out).num_rows
             continue
-        t = pq.read_table(path, columns=["id_a", "id_b", "jaccard"])
+        t = storage.read_table(path, columns=["id_a", "id_b", "jaccard"])
         storage.write_parquet(out, t)
         total += t.num_rows
     return total

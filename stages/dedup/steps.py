@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curate import storage
 from curate.stages.dedup import components, minhash
@@ -49,8 +48,8 @@ PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
 class Plan:
     """What every step needs to know; small and picklable."""
 
-    work: str
-    parts: tuple[tuple[str, str], ...]  # (name, input path), index = part number
+    work: storage.PathLike
+    parts: tuple[tuple[str, storage.PathLike], ...]  # (name, input part), index = part number
     groups: int
     hasher: minhash.Hasher
     threshold: float
@@ -58,7 +57,7 @@ class Plan:
     max_bucket: int  # buckets up to this size give all pairs, larger ones a star
 
     def path(self, *parts: str) -> Path:
-        return Path(self.work).joinpath(*parts)
+        return self.work.joinpath(*parts)
 
     def group_of(self, keys: np.ndarray) -> np.ndarray:
         return (keys >> ROW_BITS) % self.groups
@@ -78,7 +77,7 @@ class Plan:
 # -- files ---------------------------------------------------------------------------------
 def read_all(paths: list[Path], schema: pa.Schema | None = None) -> pa.Table:
     """All rows of `paths` (written by the same step, so of one schema)."""
-    tables = [pq.read_table(p) for p in paths]
+    tables = [storage.read_table(p) for p in paths]
     nonempty = [t for t in tables if t.num_rows]
     if nonempty:
         return pa.concat_tables(nonempty)
@@ -96,7 +95,7 @@ def run_item(plan: Plan, step: str, item: str, fn) -> dict:
         t0 = time.perf_counter()
         files, stats = fn()
         release_memory()
-        return {"files": [str(Path(f).relative_to(plan.work)) for f in files],
+        return {"files": [f.relative_to(plan.work).as_posix() for f in files],
                 "seconds": round(time.perf_counter() - t0, 4), **stats}
 
     return storage.resumable(plan.path(), f"{step}/{item}", work)
@@ -142,7 +141,7 @@ def load_fields(plan: Plan, keys: np.ndarray, columns: list[str]) -> pa.Table:
     for chunk in np.split(keys, bounds):
         if chunk.size == 0:
             continue
-        table = pq.read_table(plan.path("sign", f"{part_name(plan, int(chunk[0] >> ROW_BITS))}.parquet"), columns=columns)
+        table = storage.read_table(plan.path("sign", f"{part_name(plan, int(chunk[0] >> ROW_BITS))}.parquet"), columns=columns)
         pieces.append(table.take(pa.array(chunk & ROW_MASK)))
     if not pieces:
         return pa.schema([plan.sig_schema.field(c) for c in columns]).empty_table()
@@ -159,7 +158,7 @@ def load_shingle_sets(plan: Plan, keys: np.ndarray) -> tuple[np.ndarray, np.ndar
         if chunk.size == 0:
             continue
         path = plan.parts[int(chunk[0] >> ROW_BITS)][1]
-        texts = pq.read_table(path, columns=["text"]).column("text").take(pa.array(chunk & ROW_MASK))
+        texts = storage.read_table(path, columns=["text"]).column("text").take(pa.array(chunk & ROW_MASK))
         h, n = shingle_sets(plan.hasher, texts)
         all_h.append(h)
         all_n.append(n)
@@ -214,7 +213,7 @@ def sign(args: tuple[Plan, int]) -> dict:
     name, path = plan.parts[part_no]
 
     def work():
-        pf = pq.ParquetFile(path)
+        pf = storage.parquet_file(path)
         has_quality = "quality_score" in pf.schema_arrow.names
         columns = ["id", "text"] + (["quality_score"] if has_quality else [])
         tables, entries, row0 = [], [], 0
@@ -340,7 +339,7 @@ PAIR_CHUNK = 1 << 16
 def _chunks(paths: list[Path]):
     """The rows of `paths` as tables of at most PAIR_CHUNK rows."""
     for path in paths:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=PAIR_CHUNK):
+        for batch in storage.parquet_file(path).iter_batches(batch_size=PAIR_CHUNK):
             yield pa.Table.from_batches([batch])
 
 

@@ -36,7 +36,6 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curate import storage
 from curate.megatron import IndexedDatasetWriter, ShardFile
@@ -79,8 +78,8 @@ class Plan:
 
 
 def _part_columns(path: Path) -> tuple[pa.Array, np.ndarray]:
-    names = pq.read_schema(path).names
-    table = pq.read_table(path, columns=[c for c in ("bucket", "token_count") if c in names])
+    names = storage.read_schema(path).names
+    table = storage.read_table(path, columns=[c for c in ("bucket", "token_count") if c in names])
     if "bucket" in names:
         bucket = pc.fill_null(pc.cast(table.column("bucket").combine_chunks(), pa.string()), UNBUCKETED)
     else:
@@ -147,14 +146,14 @@ def make_plan(parts: list[Path], order: list[str], shard_tokens: int, shuffle: b
 
 def scatter(item: dict) -> dict:
     """Split one input part into the spill files of the output shards it feeds."""
-    return storage.resumable(Path(item["work"]), f"scatter/{item['name']}", lambda: _scatter(item))
+    return storage.resumable(item["work"], f"scatter/{item['name']}", lambda: _scatter(item))
 
 
 def _scatter(item: dict) -> dict:
     bucket, shard, pos = item["bucket"], item["shard"], item["pos"]
     if bucket.size == 0:  # every document of the part was removed
         return {"documents": 0}
-    table = pq.read_table(item["part"], columns=["id", "tokens", "source", "lang"])
+    table = storage.read_table(item["part"], columns=["id", "tokens", "source", "lang"])
     order = np.lexsort((pos, shard, bucket))
     key = bucket[order].astype(np.int64) << 32 | shard[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -162,20 +161,20 @@ def _scatter(item: dict) -> dict:
         rows = order[a:z]
         piece = table.take(pa.array(rows)).append_column("pos", pa.array(pos[rows], pa.int32()))
         name, k = item["buckets"][bucket[rows[0]]], int(shard[rows[0]])
-        storage.write_parquet(Path(item["spill"]) / name / f"{k:05d}" / f"{item['name']}.parquet", piece)
+        storage.write_parquet(item["spill"] / name / f"{k:05d}" / f"{item['name']}.parquet", piece)
     return {"documents": int(order.size)}
 
 
 def gather(item: dict) -> dict:
     """Write one output shard from its spill files: .parquet, .bin and .idx, then its done-file."""
-    record = storage.resumable(Path(item["work"]), f"gather/{item['prefix']}", lambda: _gather(item))
-    storage.remove_tree(Path(item["spill"]))  # only once committed: until then a retry reads them
+    record = storage.resumable(item["work"], f"gather/{item['prefix']}", lambda: _gather(item))
+    storage.remove_tree(item["spill"])  # only once committed: until then a retry reads them
     return record
 
 
 def _gather(item: dict) -> dict:
-    spill = Path(item["spill"])
-    pieces = [pq.read_table(spill / f"{name}.parquet") for name in item["parts"]]
+    spill = item["spill"]
+    pieces = [storage.read_table(spill / f"{name}.parquet") for name in item["parts"]]
     table = pa.concat_tables(pieces)
     table = table.take(pc.sort_indices(table, [("pos", "ascending")]))
     if not np.array_equal(table.column("pos").to_numpy(), np.arange(item["documents"])):
@@ -185,7 +184,7 @@ def _gather(item: dict) -> dict:
     lengths = pc.list_value_length(tokens).to_numpy()
     if flat.size != item["tokens"]:
         raise RuntimeError(f"{item['prefix']}: {flat.size} tokens, the plan says {item['tokens']}")
-    prefix = Path(item["out"]) / item["prefix"]
+    prefix = item["out"] / item["prefix"]
     out = table.select(["id", "tokens", "source", "lang"])
     out = out.add_column(2, "bucket", pa.repeat(pa.scalar(item["bucket"], pa.string()), out.num_rows))
     storage.write_parquet(prefix.with_name(prefix.name + ".parquet"), out.select(list(SHARD_COLUMNS)))
@@ -214,18 +213,18 @@ def build(plan: Plan, out: Path, work: Path, dtype: str, map_fn: Callable = None
     """Run scatter and gather with `map_fn(fn, items)` (ctx.map, or a plain map in tests);
     returns each bucket's files in order."""
     map_fn = map_fn or (lambda fn, items, desc="": [fn(i) for i in items])
-    out, work = Path(out), Path(work)
+    out, work = storage.location(out), storage.location(work)
     _reset_if_stale(plan, out, work)
     spill = work / "spill"
     map_fn(scatter, [
-        {"part": str(path), "name": path.stem, "buckets": plan.buckets, "bucket": b, "shard": s, "pos": p,
-         "spill": str(spill), "work": str(work)}
+        {"part": path, "name": path.stem, "buckets": plan.buckets, "bucket": b, "shard": s, "pos": p,
+         "spill": spill, "work": work}
         for path, (b, s, p) in zip(plan.parts, plan.assignment)
     ], "tokenize: scatter")
     items = [
         {"bucket": sh.bucket, "prefix": sh.prefix, "documents": sh.documents, "tokens": sh.tokens,
-         "parts": [plan.parts[i].stem for i in sh.parts], "spill": str(spill / sh.bucket / f"{sh.index:05d}"),
-         "out": str(out), "dtype": dtype, "work": str(work)}
+         "parts": [plan.parts[i].stem for i in sh.parts], "spill": spill / sh.bucket / f"{sh.index:05d}",
+         "out": out, "dtype": dtype, "work": work}
         for sh in plan.shards
     ]
     results = map_fn(gather, items, "tokenize: gather")
