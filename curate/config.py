@@ -71,7 +71,8 @@ class StorageConfig(Section):
 
 class RunConfig(Section):
     workers: int = Field(0, ge=0, description="shards processed at once; 0 = one per CPU")
-    shard_mb: float = Field(64.0, gt=0, description="input bytes per extract shard (small files are grouped)")
+    shard_mb: float | None = Field(None, gt=0, description="input megabytes per extract shard (small files are grouped); "
+                                   "null: 8 shards per worker, within 1-64 MB")
     batch_docs: int = Field(2000, ge=1, description="documents per process() call")
     batch_mb: float = Field(32.0, gt=0, description="text megabytes per process() call")
     task_retries: int = Field(2, ge=0, description="retries of a failed shard before the run stops")

@@ -15,6 +15,16 @@ from pathlib import Path
 from curate import readers, storage
 
 SNIFF_BYTES = 8192
+MB = 1 << 20
+# The automatic shard size (run.shard_mb: null): SHARDS_PER_WORKER shards for each worker, so
+# that workers finish together (the last shard leaves the others idle for about half a shard),
+# progress and resume points come often, and a killed run redoes little; within [MIN_SHARD_MB,
+# MAX_SHARD_MB]. Measured: a shard costs 0.22 s through the six stages (48 tiny shards against
+# one), about 3% of a 1 MB shard of the bench input (8 worker-seconds per MB); above 64 MB a part
+# is more than a step's item should hold in memory.
+SHARDS_PER_WORKER = 8
+MIN_SHARD_MB = 1
+MAX_SHARD_MB = 64
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,15 @@ def _tree_size(path) -> int:
             except OSError:
                 pass
     return total
+
+
+def shard_size(total_bytes: int, workers: int, shard_mb: float | None = None) -> int:
+    """Bytes per extract shard: `shard_mb` when the config sets it, else chosen from the corpus
+    size and the worker count (see SHARDS_PER_WORKER)."""
+    if shard_mb is not None:
+        return int(shard_mb * MB)
+    per_shard = total_bytes / (SHARDS_PER_WORKER * max(workers, 1))
+    return int(min(max(per_shard, MIN_SHARD_MB * MB), MAX_SHARD_MB * MB))
 
 
 def shard(files: list[InputFile], shard_bytes: int) -> list[list[InputFile]]:

@@ -47,27 +47,32 @@ def limit_threads() -> None:
 
 
 POISONED = "poisoned.txt"  # in the stage's work dir: origins that hung a worker, one per line
+# A heartbeat file: the origin a worker is busy with (BEAT_BYTES), then the documents of its shard
+# done so far (DOCS_BYTES), each a line padded with spaces and rewritten in place.
 BEAT_BYTES = 4096
+DOCS_BYTES = 32
 BEAT_POLL_S = 5.0  # how often the heartbeats of workers on other machines are fetched
 
 
-def read_beat(path: str) -> tuple[str, float] | None:
-    """(the origin a worker is busy with, '' between costly documents; seconds since it said so),
-    or None when there is no heartbeat file."""
+def read_beat(path: str) -> tuple[str, float, int] | None:
+    """(the origin a worker is busy with, '' between costly documents; seconds since the file
+    last changed; documents of the shard done), or None when there is no heartbeat file."""
     try:
         age = time.time() - os.stat(path).st_mtime
         with open(path, "rb") as f:
-            origin = f.read(BEAT_BYTES).split(b"\n", 1)[0].decode("utf-8", "replace")
+            data = f.read(BEAT_BYTES + DOCS_BYTES)
     except OSError:
         return None
-    return origin, age
+    origin = data[:BEAT_BYTES].split(b"\n", 1)[0].decode("utf-8", "replace")
+    docs = data[BEAT_BYTES:].split(b"\n", 1)[0].strip()
+    return origin, age, int(docs) if docs.isdigit() else 0
 
 
 class BeatReader:
     """A Ray actor pinned to one machine that reads the heartbeat files of the workers there:
     a cluster's machines share no disk, so the driver asks."""
 
-    def read(self, paths: list[str]) -> dict[str, tuple[str, float] | None]:
+    def read(self, paths: list[str]) -> dict[str, tuple[str, float, int] | None]:
         return {p: read_beat(p) for p in paths}
 
 
@@ -81,17 +86,17 @@ class Heartbeats:
         self.here: str | None = None  # the driver's node id
         self.readers: dict[str, Any] = {}  # node id -> BeatReader
         self.pending: dict[str, tuple[Any, float]] = {}  # node id -> (outstanding read, when asked)
-        self.fetched: dict[str, tuple[tuple[str, float] | None, float]] = {}  # path -> (reading, when)
+        self.fetched: dict[str, tuple[tuple[str, float, int] | None, float]] = {}  # path -> (reading, when)
 
     def path(self, shard: str, attempt: int) -> str:
         return os.path.join(self.dir, f"beat-{shard}-{attempt}")
 
-    def read(self, path: str, node: str | None) -> tuple[str, float] | None:
-        """The latest reading of a beat file: (origin, age in seconds)."""
+    def read(self, path: str, node: str | None) -> tuple[str, float, int] | None:
+        """The latest reading of a beat file: (origin, age in seconds, documents done)."""
         if node is None or node == self.here:
             return read_beat(path)
         reading, when = self.fetched.get(path, (None, 0.0))
-        return None if reading is None else (reading[0], reading[1] + time.monotonic() - when)
+        return None if reading is None else (reading[0], reading[1] + time.monotonic() - when, reading[2])
 
     def poll(self, running: list[tuple[str, str | None]]) -> None:
         """Fetch the beat files of shards running on other machines, every BEAT_POLL_S, without
@@ -165,9 +170,12 @@ class ShardWorker:
             data = (origin or "").encode("utf-8", "replace")[: BEAT_BYTES - 1] + b"\n"
             os.pwrite(fd, data.ljust(BEAT_BYTES, b" "), 0)
 
+        def docs_done(n: int) -> None:
+            os.pwrite(fd, f"{n}\n".encode().ljust(DOCS_BYTES, b" "), BEAT_BYTES)
+
         stage.heartbeat = beat
         try:
-            return run_shard(stage, task, out_dir, batch_docs, batch_bytes)
+            return run_shard(stage, task, out_dir, batch_docs, batch_bytes, on_batch=docs_done)
         finally:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -335,8 +343,11 @@ class Executor:
                         progress.advance(counters["docs_in"])
                     idle.append(actor)
                 self.beats.poll([(beat, self._node(actor)) for actor, _, _, beat in running.values()])
+                readings = {beat: self.beats.read(beat, self._node(actor)) for actor, _, _, beat in running.values()}
+                if progress.live:
+                    progress.running(sum(r[2] for r in readings.values() if r is not None))
                 for ref, (actor, task, start, beat) in list(running.items()):
-                    hung = self._hung_document(beat, self._node(actor))
+                    hung = self._hung_document(readings[beat])
                     if hung is None and now - start <= rc.shard_timeout_s:
                         continue
                     running.pop(ref)
@@ -368,9 +379,8 @@ class Executor:
             self.nodes[actor] = ray.get(ref)
         return self.nodes[actor]
 
-    def _hung_document(self, beat: str, node: str | None) -> str | None:
+    def _hung_document(self, reading: tuple[str, float, int] | None) -> str | None:
         """The origin a worker has been stuck on for more than doc_timeout_s, if any."""
-        reading = self.beats.read(beat, node)
         if reading is None or reading[1] <= self.run_config.doc_timeout_s:
             return None
         return reading[0] or None

@@ -87,6 +87,16 @@ def is_remote(path) -> bool:
     return isinstance(path, ObjectPath)
 
 
+def relative(path, root) -> str | None:
+    """`path` relative to `root` (POSIX), or None when it is not inside it."""
+    if is_remote(path) != is_remote(root):
+        return None
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Store:
     """One filesystem of object paths: a scheme, an authority (host:port for hdfs, empty where the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +26,7 @@ class ShardTask:
     input_root: storage.PathLike | None = None  # extract: the corpus root
     files: list[InputFile] = field(default_factory=list)  # extract: the files of this shard
     input_path: storage.PathLike | None = None  # later stages: one Parquet part of the previous stage
+    label: str | None = None  # how done-files and errors name input_path (relative to OUT when inside it)
 
     def __post_init__(self):
         if self.input_root is not None:
@@ -42,7 +43,7 @@ class ShardTask:
 
     def describe(self) -> str:
         if self.input_path is not None:
-            return str(self.input_path)
+            return self.label or str(self.input_path)
         names = [f.rel for f in self.files[:3]]
         more = f" and {len(self.files) - 3} more" if len(self.files) > 3 else ""
         return ", ".join(names) + more
@@ -167,8 +168,10 @@ def quarantine(stage: Stage, batch: pa.Table, units: bool) -> tuple[pa.Table, pa
     return batch.filter(pc.invert(hit)), schema.with_reason(batch.filter(hit), reason)
 
 
-def run_shard(stage: Stage, task: ShardTask, out_dir: storage.PathLike, batch_docs: int, batch_bytes: int) -> dict:
-    """Process one shard end to end and write its kept, removed and done files."""
+def run_shard(stage: Stage, task: ShardTask, out_dir: storage.PathLike, batch_docs: int, batch_bytes: int,
+              on_batch: Callable[[int], None] | None = None) -> dict:
+    """Process one shard end to end and write its kept, removed and done files. `on_batch` hears
+    the documents done so far after every batch (the executor's progress within a shard)."""
     out_dir = storage.location(out_dir)
     if task.input_path is not None:
         fallback = schema.conform(storage.read_schema(task.input_path).empty_table()).schema
@@ -199,6 +202,8 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: storage.PathLike, batch_do
         counters["bytes_out"] += schema.text_bytes(kept)
         counters["removed"] = merge_counters(counters["removed"], reason_counts(removed))
         extra = merge_counters(extra, result.counters)
+        if on_batch is not None:
+            on_batch(counters["docs_in"])
     kept_w.close()
     removed_w.close()
     counters["counters"] = extra

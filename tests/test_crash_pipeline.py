@@ -10,8 +10,8 @@ deterministic, and unharmed by SIGKILL.
   the reference.
 
 Every run is a `curate run` subprocess in its own session, writing to the same path (BASE/out),
-then moved aside: run.json, the _stage.json fingerprints and the done-files name absolute paths,
-and the same command must give the same bytes. Runs start their own Ray (5-15 s each).
+then moved aside (an OUT can move: what it records of its inputs is relative to it, or the
+corpus's content listing). Runs start their own Ray (5-15 s each).
 """
 
 from __future__ import annotations

@@ -93,8 +93,9 @@ def curate_cli(args: list, env: dict, timeout: float = 300) -> subprocess.Comple
 
 
 def data_files(root: Path) -> dict[str, bytes]:
-    """The files a run's data is made of (Parquet, token shards, manifest, tokenizer) and its
-    ledgers without their timings."""
+    """The files a run is made of: Parquet, token shards, manifest and tokenizer as bytes; ledgers
+    and done-files without their timings; the stages' fingerprints (without extract's input, a
+    local path in one run and a URI in the other)."""
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
@@ -102,8 +103,13 @@ def data_files(root: Path) -> dict[str, bytes]:
             continue
         if rel.endswith(DATA_SUFFIXES):
             out[rel] = p.read_bytes()
-        elif rel.endswith("_stats.json"):
+        elif rel.endswith("_stats.json") or "/_done/" in rel:
             out[rel] = json.dumps(without_timings(json.loads(p.read_text())), sort_keys=True).encode()
+        elif rel.endswith("_stage.json"):
+            marker = json.loads(p.read_text())
+            if marker["stage"] == "extract":
+                del marker["input"]
+            out[rel] = json.dumps(marker, sort_keys=True).encode()
     return out
 
 

@@ -47,9 +47,15 @@ class StageOutput:
 
     @property
     def input(self) -> storage.PathLike | None:
-        """The directory the stage read (from its _stage.json)."""
+        """The directory the stage read (from its _stage.json; a stage output inside OUT is named
+        relative to OUT, so a moved OUT still knows it)."""
         marker = _read_json(self.path / "_stage.json") or {}
-        return storage.location(marker["input"]) if marker.get("input") else None
+        if not marker.get("input"):
+            return None
+        where = storage.location(marker["input"])
+        if not storage.is_remote(where) and not where.is_absolute():
+            where = self.path.parent / marker["input"]
+        return where
 
     def parts(self, side: str) -> list[storage.PathLike]:
         where = self.path if side == KEPT else self.path / "removed"
