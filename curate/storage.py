@@ -45,7 +45,7 @@ PARQUET_OPTS = dict(compression="zstd", write_statistics=False)
 DONE = "_done"
 TEMP_GLOB = ".*.tmp-*"
 # Bytes per read from an object store: one ranged GET each (measured on the loopback S3 server:
-# 8 MB reads stream a 64 MB object at 1.3 GB/s, 1 MB reads at 0.6 GB/s).
+# a 64 MB object streams in 0.22 s with 8 MB reads, in 0.96 s with 1 MB reads).
 READ_BUFFER = 8 << 20
 _URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
