@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model
+from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, ValidationInfo,
+                      create_model)
 
-from curate import registry
+from curate import registry, storage
 from curate.errors import UserError
 
 
@@ -28,30 +29,58 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _resolve_resource(value: Path, info: ValidationInfo) -> Path:
+def _resolve_resource(value, info: ValidationInfo) -> Path:
+    """A local path (relative to the config file), or a URI whose object is fetched into a local
+    cache: models and tokenizers are opened by C libraries that need a file path."""
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a file path or URI, got {value!r}")
+    where = storage.location(os.path.expanduser(value))
+    if storage.is_remote(where):
+        try:
+            return storage.stage_local(where)
+        except FileNotFoundError:
+            raise ValueError(f"file not found: {where}") from None
+        except OSError as e:
+            raise ValueError(f"cannot read {where}: {storage.explain(e)}") from None
     base = (info.context or {}).get("base_dir")
-    path = Path(os.path.expanduser(str(value)))
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
-    path = path.resolve()
+    if not where.is_absolute() and base is not None:
+        where = Path(base) / where
+    path = where.resolve()
     if not path.is_file() or not os.access(path, os.R_OK):
         raise ValueError(f"file not found or unreadable: {path}")
     return path
 
 
-# A file the config names (a model, a tokenizer, a block list), relative to the config file.
-ResourcePath = Annotated[Path, AfterValidator(_resolve_resource)]
+# A file the config names (a model, a tokenizer, a block list): a path relative to the config
+# file, or a URI (s3://...). It is written back (run.json, fingerprints) as the user named it.
+ResourcePath = Annotated[Path, PlainValidator(_resolve_resource),
+                         PlainSerializer(lambda p: str(getattr(p, "source", p)), when_used="json")]
+
+
+class StorageConfig(Section):
+    endpoint: str | None = Field(None, description="object-store endpoint, e.g. http://127.0.0.1:8333 for MinIO or "
+                                 "SeaweedFS; null: AWS_ENDPOINT_URL, else AWS S3")
+    region: str | None = Field(None, description="S3 region; null: AWS_REGION, else the bucket's own")
+    anonymous: bool = Field(False, description="send no credentials (public buckets such as s3://commoncrawl)")
+
+    def options(self) -> storage.StoreOptions:
+        return storage.StoreOptions(self.endpoint, self.region, self.anonymous)
 
 
 class RunConfig(Section):
     workers: int = Field(0, ge=0, description="shards processed at once; 0 = one per CPU")
-    shard_mb: float = Field(64.0, gt=0, description="input bytes per extract shard (small files are grouped)")
+    shard_mb: float | None = Field(None, gt=0, description="input megabytes per extract shard (small files are grouped); "
+                                   "null: 8 shards per worker, within 1-64 MB")
     batch_docs: int = Field(2000, ge=1, description="documents per process() call")
     batch_mb: float = Field(32.0, gt=0, description="text megabytes per process() call")
     task_retries: int = Field(2, ge=0, description="retries of a failed shard before the run stops")
     shard_timeout_s: float = Field(3600.0, gt=0, description="a shard running longer is killed and retried")
     doc_timeout_s: float = Field(300.0, gt=0, description="a document hanging a worker longer is removed as <stage>:error:timeout")
     object_store_mb: int = Field(256, ge=78, description="Ray object store of the embedded Ray")
+    storage: StorageConfig = Field(default_factory=StorageConfig,
+                                   description="how to reach s3:// paths (credentials come from the environment)")
 
 
 def pipeline_model() -> type[BaseModel]:
@@ -195,6 +224,17 @@ def _resource_digests(section: BaseModel) -> dict[str, str]:
     return out
 
 
+def _configure_storage(data: dict) -> None:
+    """Store options first: the resource paths of every section may be URIs that need them. A
+    mistake here is reported by the full validation that follows."""
+    section = (data.get("run") or {}).get("storage") if isinstance(data.get("run"), dict) else None
+    try:
+        options = StorageConfig.model_validate(section or {}).options()
+    except ValidationError:
+        options = storage.StoreOptions()
+    storage.configure(options)
+
+
 def load(path: str | Path | None, overrides: list[str] = ()) -> Pipeline:
     """Load, override and validate a config; `None` means the packaged default.yaml."""
     if path is None:
@@ -219,6 +259,7 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Pipeline:
     if not isinstance(data, dict):
         raise UserError(f"{source}: a config is a mapping with a `stages:` list and one section per stage")
     applied = apply_overrides(data, list(overrides))
+    _configure_storage(data)
     model_cls = pipeline_model()
     try:
         model = model_cls.model_validate(data, context={"base_dir": base_dir})

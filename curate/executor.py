@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from curate import storage
 from curate.progress import Progress
 from curate.worker import ShardTask, run_shard
 
@@ -45,19 +47,83 @@ def limit_threads() -> None:
 
 
 POISONED = "poisoned.txt"  # in the stage's work dir: origins that hung a worker, one per line
+# A heartbeat file: the origin a worker is busy with (BEAT_BYTES), then the documents of its shard
+# done so far (DOCS_BYTES), each a line padded with spaces and rewritten in place.
 BEAT_BYTES = 4096
+DOCS_BYTES = 32
+BEAT_POLL_S = 5.0  # how often the heartbeats of workers on other machines are fetched
 
 
-def beat_path(out_dir: Path, shard: str) -> Path:
-    return Path(out_dir) / "_work" / f"beat-{shard}"
-
-
-def read_beat(path: Path) -> str:
-    """The origin a worker is busy with ('' when it is between costly documents)."""
+def read_beat(path: str) -> tuple[str, float, int] | None:
+    """(the origin a worker is busy with, '' between costly documents; seconds since the file
+    last changed; documents of the shard done), or None when there is no heartbeat file."""
     try:
-        return path.read_bytes().split(b"\n", 1)[0].decode("utf-8", "replace")
+        age = time.time() - os.stat(path).st_mtime
+        with open(path, "rb") as f:
+            data = f.read(BEAT_BYTES + DOCS_BYTES)
     except OSError:
-        return ""
+        return None
+    origin = data[:BEAT_BYTES].split(b"\n", 1)[0].decode("utf-8", "replace")
+    docs = data[BEAT_BYTES:].split(b"\n", 1)[0].strip()
+    return origin, age, int(docs) if docs.isdigit() else 0
+
+
+class BeatReader:
+    """A Ray actor pinned to one machine that reads the heartbeat files of the workers there:
+    a cluster's machines share no disk, so the driver asks."""
+
+    def read(self, paths: list[str]) -> dict[str, tuple[str, float, int] | None]:
+        return {p: read_beat(p) for p in paths}
+
+
+class Heartbeats:
+    """The heartbeat files of running shards. Each worker writes one on its own machine's local
+    disk (one file per shard attempt, so a retry never reads its predecessor's); the driver reads
+    those on its machine directly and fetches the others through a BeatReader per machine."""
+
+    def __init__(self):
+        self.dir = os.path.join(tempfile.gettempdir(), f"curate-beats-{os.getuid()}", f"{os.getpid()}-{time.time_ns()}")
+        self.here: str | None = None  # the driver's node id
+        self.readers: dict[str, Any] = {}  # node id -> BeatReader
+        self.pending: dict[str, tuple[Any, float]] = {}  # node id -> (outstanding read, when asked)
+        self.fetched: dict[str, tuple[tuple[str, float, int] | None, float]] = {}  # path -> (reading, when)
+
+    def path(self, shard: str, attempt: int) -> str:
+        return os.path.join(self.dir, f"beat-{shard}-{attempt}")
+
+    def read(self, path: str, node: str | None) -> tuple[str, float, int] | None:
+        """The latest reading of a beat file: (origin, age in seconds, documents done)."""
+        if node is None or node == self.here:
+            return read_beat(path)
+        reading, when = self.fetched.get(path, (None, 0.0))
+        return None if reading is None else (reading[0], reading[1] + time.monotonic() - when, reading[2])
+
+    def poll(self, running: list[tuple[str, str | None]]) -> None:
+        """Fetch the beat files of shards running on other machines, every BEAT_POLL_S, without
+        waiting for the answers (they are used from the next call on)."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        now = time.monotonic()
+        by_node: dict[str, list[str]] = {}
+        for path, node in running:
+            if node is not None and node != self.here:
+                by_node.setdefault(node, []).append(path)
+        for node, paths in by_node.items():
+            ref, asked = self.pending.get(node, (None, float("-inf")))
+            if ref is not None and ray.wait([ref], timeout=0)[0]:
+                try:
+                    for path, reading in ray.get(ref).items():
+                        self.fetched[path] = (reading, asked)
+                except Exception:  # the machine is gone: its shards fail on their own
+                    pass
+                ref = None
+                self.pending[node] = (None, asked)
+            if ref is None and now - asked >= BEAT_POLL_S:
+                if node not in self.readers:
+                    self.readers[node] = ray.remote(num_cpus=0)(BeatReader).options(
+                        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
+                self.pending[node] = (self.readers[node].read.remote(paths), now)
 
 
 def use_cluster_token() -> None:
@@ -80,23 +146,23 @@ class ShardWorker:
         self.key: tuple | None = None
         self.stage = None
 
-    def _stage_for(self, stage_cls, config, work_dir: str | None):
-        key = (stage_cls.__module__, stage_cls.__qualname__, work_dir)
+    def _stage_for(self, stage_cls, config, work_dir: storage.PathLike | None):
+        key = (stage_cls.__module__, stage_cls.__qualname__, str(work_dir))
         if key != self.key:
             self.stage = None  # free the previous stage's model before loading the next
-            self.stage = stage_cls(config, Path(work_dir) if work_dir else None)
+            self.stage = stage_cls(config, work_dir)
             self.key = key
-        poisoned = Path(work_dir) / POISONED if work_dir else None
+        poisoned = work_dir / POISONED if work_dir is not None else None
         if poisoned is not None and poisoned.is_file():  # another worker may have added one
             self.stage.poisoned = set(poisoned.read_text().splitlines())
         return self.stage
 
-    def run(self, stage_cls, config, work_dir: str | None, task: ShardTask, out_dir: str, batch_docs: int,
-            batch_bytes: int) -> dict:
+    def run(self, stage_cls, config, work_dir: storage.PathLike | None, task: ShardTask, out_dir: storage.PathLike,
+            batch_docs: int, batch_bytes: int, beat: str) -> dict:
         stage = self._stage_for(stage_cls, config, work_dir)
         # The stage's per-document loop calls heartbeat(origin) before costly work; the driver
-        # reads this file to name the document if the worker hangs.
-        path = beat_path(Path(out_dir), task.name)
+        # reads this file (on this machine's disk) to name the document if the worker hangs.
+        path = Path(beat)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
 
@@ -104,9 +170,12 @@ class ShardWorker:
             data = (origin or "").encode("utf-8", "replace")[: BEAT_BYTES - 1] + b"\n"
             os.pwrite(fd, data.ljust(BEAT_BYTES, b" "), 0)
 
+        def docs_done(n: int) -> None:
+            os.pwrite(fd, f"{n}\n".encode().ljust(DOCS_BYTES, b" "), BEAT_BYTES)
+
         stage.heartbeat = beat
         try:
-            return run_shard(stage, task, Path(out_dir), batch_docs, batch_bytes)
+            return run_shard(stage, task, out_dir, batch_docs, batch_bytes, on_batch=docs_done)
         finally:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -127,22 +196,26 @@ class ShardWorker:
 class StageContext:
     """What a stage's global steps (`prepare`, `finish`) get from the executor."""
 
-    out: Path
-    stage_dir: Path
-    work_dir: Path
+    out: storage.PathLike
+    stage_dir: storage.PathLike
+    work_dir: storage.PathLike
     config: Any  # the stage's config section
     executor: "Executor"
-    input: Path | None = None  # the stage's input: a previous stage's output dir (or extract's corpus)
+    input: storage.PathLike | None = None  # the stage's input: a previous stage's output dir (or extract's corpus)
 
     def map(self, fn: Callable, items: Iterable, desc: str = "") -> list:
         return self.executor.map(fn, list(items), desc)
 
 
 class Executor:
-    def __init__(self, workers: int, ray_address: str | None, run_config):
+    def __init__(self, workers: int, ray_address: str | None, run_config, env: dict[str, str] | None = None):
         self.workers = workers
         self.ray_address = ray_address
         self.run_config = run_config
+        self.env = dict(THREAD_ENV) | (env or {})  # what every worker's environment holds
+        self.beats = Heartbeats()
+        self.node_refs: dict[Any, Any] = {}  # actor -> its node() call
+        self.nodes: dict[Any, str] = {}  # actor -> node id
         self.started_ray = False
         self.startup_seconds = 0.0
         self.nodes_used: set[str] = set()
@@ -157,7 +230,7 @@ class Executor:
 
         t0 = time.perf_counter()
         os.environ.update(THREAD_ENV)
-        runtime_env = {"env_vars": dict(THREAD_ENV)}
+        runtime_env = {"env_vars": self.env}
         if ray.is_initialized():
             pass  # an embedding program (or the test suite) already holds a Ray
         elif self.ray_address:
@@ -190,13 +263,16 @@ class Executor:
         # come up while nothing else waits, and count as start-up, not as any stage's time. On a
         # cluster short of CPUs some may stay pending; the run goes on with those that started.
         self.pool = [self._actor() for _ in range(self.workers)]
-        ray.wait([a.node.remote() for a in self.pool], num_returns=self.workers, timeout=120)
+        ray.wait([self.node_refs.setdefault(a, a.node.remote()) for a in self.pool], num_returns=self.workers,
+                 timeout=120)
+        self.beats.here = ray.get_runtime_context().get_node_id()
         self.startup_seconds = time.perf_counter() - t0
         return self
 
     def __exit__(self, *exc) -> None:
         if self.pool:
             self._drain_pool()
+        storage.remove_tree(Path(self.beats.dir))  # on this machine; the others keep empty folders
         if self.started_ray:
             import ray
 
@@ -222,8 +298,8 @@ class Executor:
             ray.kill(actor, no_restart=True)
         self.pool = []
 
-    def run_shards(self, stage_cls, config, work_dir: Path | None, tasks: list[ShardTask], out_dir: Path,
-                   label: str, total: int) -> dict[str, str]:
+    def run_shards(self, stage_cls, config, work_dir: storage.PathLike | None, tasks: list[ShardTask],
+                   out_dir: storage.PathLike, label: str, total: int) -> dict[str, str]:
         """Run `tasks` (the shards not yet done) on up to `workers` actors.
 
         Returns shard name -> node id of the worker that did it. A shard that fails (an exception,
@@ -238,23 +314,24 @@ class Executor:
         # Largest shards first (the queue pops from its end): a big shard started last would
         # leave the other workers idle at the end of the stage.
         queue = sorted(tasks, key=lambda t: (t.size, t.name))
-        attempts: dict[str, int] = {}
-        wd = str(work_dir) if work_dir else None
+        attempts: dict[str, int] = {}  # failures per shard
+        tries: dict[str, int] = {}  # dispatches per shard: each has its own heartbeat file
         idle = self._take_actors(min(self.workers, len(tasks)))
-        running: dict[Any, tuple[Any, ShardTask, float]] = {}  # ref -> (actor, task, start)
+        running: dict[Any, tuple[Any, ShardTask, float, str]] = {}  # ref -> (actor, task, start, beat file)
         done_nodes: dict[str, str] = {}
-        node_of: dict[Any, str] = {}
         try:
             while queue or running:
                 while queue and idle:
                     actor = idle.pop()
                     task = queue.pop()
-                    ref = actor.run.remote(stage_cls, config, wd, task, str(out_dir), rc.batch_docs, batch_bytes)
-                    running[ref] = (actor, task, time.monotonic())
+                    tries[task.name] = tries.get(task.name, 0) + 1
+                    beat = self.beats.path(f"{label}-{task.name}", tries[task.name])
+                    ref = actor.run.remote(stage_cls, config, work_dir, task, out_dir, rc.batch_docs, batch_bytes, beat)
+                    running[ref] = (actor, task, time.monotonic(), beat)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
                 now = time.monotonic()
                 for ref in ready:
-                    actor, task, _start = running.pop(ref)
+                    actor, task, _start, _beat = running.pop(ref)
                     try:
                         counters = ray.get(ref)
                     except Exception as exc:  # the task raised, or its worker died
@@ -262,45 +339,51 @@ class Executor:
                         ray.kill(actor, no_restart=True)
                         actor = self._actor()
                     else:
-                        if actor not in node_of:
-                            node_of[actor] = ray.get(actor.node.remote())
-                        done_nodes[task.name] = node_of[actor]
+                        done_nodes[task.name] = self._node(actor, wait=True)
                         progress.advance(counters["docs_in"])
                     idle.append(actor)
-                for ref, (actor, task, start) in list(running.items()):
-                    hung = self._hung_document(out_dir, task, now)
+                self.beats.poll([(beat, self._node(actor)) for actor, _, _, beat in running.values()])
+                readings = {beat: self.beats.read(beat, self._node(actor)) for actor, _, _, beat in running.values()}
+                if progress.live:
+                    progress.running(sum(r[2] for r in readings.values() if r is not None))
+                for ref, (actor, task, start, beat) in list(running.items()):
+                    hung = self._hung_document(readings[beat])
                     if hung is None and now - start <= rc.shard_timeout_s:
                         continue
                     running.pop(ref)
                     ray.kill(actor, no_restart=True)
                     if hung:  # the document is removed on the retry; the shard is not at fault
-                        with open(Path(work_dir) / POISONED, "a") as f:
-                            f.write(hung + "\n")
-                        # The stale beat would name the same document again before the retry
-                        # writes its own: drop it so the retry is judged on fresh beats only.
-                        beat_path(out_dir, task.name).unlink(missing_ok=True)
+                        poisoned = work_dir / POISONED
+                        known = poisoned.read_text() if poisoned.is_file() else ""
+                        storage.write_bytes(poisoned, (known + hung + "\n").encode())
                         queue.append(task)
                     else:
                         self._retry(task, TimeoutError(f"no result after {rc.shard_timeout_s:.0f}s"), attempts, queue)
                     idle.append(self._actor())
         finally:
             progress.close()
-            for actor in [a for a, _, _ in running.values()]:  # only after an error
+            for actor in [r[0] for r in running.values()]:  # only after an error
                 ray.kill(actor, no_restart=True)
             self.pool.extend(idle)
         self.nodes_used.update(done_nodes.values())
         return done_nodes
 
-    def _hung_document(self, out_dir: Path, task: ShardTask, now: float) -> str | None:
+    def _node(self, actor, wait: bool = False) -> str | None:
+        """The node id an actor runs on (None while it is still starting, unless `wait`)."""
+        import ray
+
+        if actor not in self.nodes:
+            ref = self.node_refs.setdefault(actor, actor.node.remote())
+            if not wait and not ray.wait([ref], timeout=0)[0]:
+                return None
+            self.nodes[actor] = ray.get(ref)
+        return self.nodes[actor]
+
+    def _hung_document(self, reading: tuple[str, float, int] | None) -> str | None:
         """The origin a worker has been stuck on for more than doc_timeout_s, if any."""
-        path = beat_path(out_dir, task.name)
-        try:
-            age = time.time() - path.stat().st_mtime
-        except OSError:
+        if reading is None or reading[1] <= self.run_config.doc_timeout_s:
             return None
-        if age <= self.run_config.doc_timeout_s:
-            return None
-        return read_beat(path) or None
+        return reading[0] or None
 
     def _retry(self, task: ShardTask, exc: Exception, attempts: dict, queue: list) -> None:
         n = attempts.get(task.name, 0) + 1

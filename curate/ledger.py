@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from curate.worker import atomic_write_json
+from curate import storage
 from curate.stage import merge_counters
 
 HIST_BINS = 30
@@ -24,15 +23,11 @@ class LedgerError(Exception):
     pass
 
 
-def done_files(stage_dir: Path) -> list[Path]:
-    return sorted((stage_dir / "_done").glob("*.json"))
-
-
 def merge(stage_dir: Path) -> dict:
     total = {"docs_in": 0, "docs_out": 0, "removed": {}, "bytes_in": 0, "bytes_out": 0,
              "process_seconds": 0.0, "counters": {}}
     shards = 0
-    for path in done_files(stage_dir):
+    for path in storage.done_paths(stage_dir):
         c = json.loads(path.read_text())
         shards += 1
         for key in ("docs_in", "docs_out", "bytes_in", "bytes_out", "process_seconds"):
@@ -65,11 +60,11 @@ def histograms(stage_dir: Path, columns: list[str]) -> dict:
     values: dict[str, dict[str, list[np.ndarray]]] = {c: {"kept": [], "removed": []} for c in columns}
     for side, pattern in (("kept", "part-*.parquet"), ("removed", "removed/part-*.parquet")):
         for path in sorted(stage_dir.glob(pattern)):
-            names = set(pq.read_schema(path).names)
+            names = set(storage.read_schema(path).names)
             present = [c for c in columns if c in names]
             if not present:
                 continue
-            table = pq.read_table(path, columns=present)
+            table = storage.read_table(path, columns=present)
             for c in present:
                 values[c][side].append(table.column(c).to_numpy(zero_copy_only=False).astype(np.float64))
     out = {}
@@ -99,10 +94,10 @@ def write_stats(stage: str, stage_dir: Path, wall_seconds: float, upstream_signa
     stats = {"stage": stage, **merge(stage_dir), "wall_seconds": round(wall_seconds, 3)}
     check_law(stats)
     parts = sorted(stage_dir.glob("part-*.parquet"))
-    cols = signal_columns(pq.read_schema(parts[0]), upstream_signals) if parts else []
+    cols = signal_columns(storage.read_schema(parts[0]), upstream_signals) if parts else []
     stats["signals"] = histograms(stage_dir, cols)
     stats.update(extra)
-    atomic_write_json(stage_dir / "_stats.json", stats)
+    storage.write_json(stage_dir / "_stats.json", stats)
     return stats
 
 
@@ -115,5 +110,5 @@ def part_signals(stage_dir: Path) -> set[str]:
     parts = sorted(stage_dir.glob("part-*.parquet"))
     if not parts:
         return set()
-    return set(signal_columns(pq.read_schema(parts[0]), set()))
+    return set(signal_columns(storage.read_schema(parts[0]), set()))
 

@@ -25,15 +25,14 @@ other in curriculum order, with paths relative to the directory.
 from __future__ import annotations
 
 import json
-import os
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from curate import storage
 from curate.errors import UserError
-from curate.worker import atomic_write_json
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -66,16 +65,12 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size < 65500 else np.dtype(np.int32)
 
 
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 class IndexedDatasetWriter:
     """Streams documents into PREFIX.bin and PREFIX.idx.
 
-    Tokens go to a temp .bin as they arrive; only the lengths stay in memory. `close()` writes
-    the index and renames both files into place (.bin first, so an .idx is never visible
-    without its .bin); `abort()`, or leaving a `with` block by an exception, deletes the temps.
+    Tokens go to a staged .bin (curate.storage) as they arrive; only the lengths stay in memory.
+    `close()` writes the index and puts both files in place (.bin first, so an .idx is never
+    visible without its .bin); `abort()`, or leaving a `with` block by an exception, drops them.
 
         with IndexedDatasetWriter("out/shards/easy/part-00000", np.uint16) as w:
             w.add_document(ids)                      # one document
@@ -86,12 +81,12 @@ class IndexedDatasetWriter:
         self.dtype = np.dtype(dtype)
         if self.dtype not in _CODE_OF:
             raise ValueError(f"dtype {self.dtype} has no MMIDIDX code; use one of {sorted(map(str, _CODE_OF))}")
-        prefix = Path(prefix)
+        prefix = storage.location(prefix)
         self.bin_path = prefix.with_name(prefix.name + ".bin")
         self.idx_path = prefix.with_name(prefix.name + ".idx")
-        self._bin_tmp = _temp_path(self.bin_path)
-        self._idx_tmp = _temp_path(self.idx_path)
-        self._bin = open(self._bin_tmp, "wb")
+        self._staged_bin = storage.Staged(self.bin_path)
+        self._staged_idx = storage.Staged(self.idx_path)
+        self._bin = open(self._staged_bin.local, "wb")
         self._lengths: list[np.ndarray] = []
         self.documents = 0
         self.tokens = 0
@@ -124,18 +119,18 @@ class IndexedDatasetWriter:
         np.cumsum(lengths[:-1], dtype=np.int64, out=pointers[1:])
         pointers *= self.dtype.itemsize
         document_indices = np.arange(lengths.size + 1, dtype=np.int64)
-        with open(self._idx_tmp, "wb") as f:
+        with open(self._staged_idx.local, "wb") as f:
             f.write(_HEADER.pack(MAGIC, VERSION, _CODE_OF[self.dtype], lengths.size, document_indices.size))
             f.write(lengths.astype("<i4").tobytes())
             f.write(pointers.astype("<i8").tobytes())
             f.write(document_indices.astype("<i8").tobytes())
-        os.replace(self._bin_tmp, self.bin_path)
-        os.replace(self._idx_tmp, self.idx_path)
+        self._staged_bin.commit()
+        self._staged_idx.commit()
 
     def abort(self) -> None:
         self._bin.close()
-        for tmp in (self._bin_tmp, self._idx_tmp):
-            tmp.unlink(missing_ok=True)
+        self._staged_bin.abort()
+        self._staged_idx.abort()
 
     def __enter__(self) -> IndexedDatasetWriter:
         return self
@@ -333,7 +328,7 @@ def parse_manifest(obj, where: str = MANIFEST_NAME) -> Manifest:
 
 def read_manifest(shards_dir: str | Path) -> Manifest:
     """Read and validate SHARDS/manifest.json, and check that every .bin/.idx it names exists."""
-    shards_dir = Path(shards_dir)
+    shards_dir = storage.location(shards_dir)
     path = shards_dir / MANIFEST_NAME
     if not path.is_file():
         raise ShardFormatError(f"{path}: missing (is {shards_dir} the shards/ folder the tokenize stage wrote?)")
@@ -354,6 +349,6 @@ def write_manifest(shards_dir: str | Path, manifest: Manifest) -> Path:
     """Validate and write SHARDS/manifest.json atomically; returns its path."""
     obj = manifest.to_json()
     parse_manifest(obj, "manifest to write")
-    path = Path(shards_dir) / MANIFEST_NAME
-    atomic_write_json(path, obj)
+    path = storage.location(shards_dir) / MANIFEST_NAME
+    storage.write_json(path, obj)
     return path

@@ -7,19 +7,20 @@ with the shards still missing; a stage made with a different config is refused u
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
-import shutil
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from curate import __version__, discover, ledger, registry
+from curate import __version__, discover, ledger, registry, storage
 from curate.config import Pipeline
 from curate.errors import UserError
 from curate.executor import Executor, StageContext
-from curate.worker import ShardTask, atomic_write_json
+from curate.worker import ShardTask
 from curate.stage import Stage
 
 STAGE_FILE = "_stage.json"
@@ -37,12 +38,20 @@ def previous_stage(pipeline: Pipeline, name: str) -> str | None:
 
 
 class Plan:
-    """What to run: stages in order, each with its input and fingerprint."""
+    """What to run: stages in order, each with its input and the fingerprint it is made with.
 
-    def __init__(self, pipeline: Pipeline, out: Path, stages: list[str], input_path: Path | None):
-        self.pipeline, self.out, self.stages = pipeline, out, stages
-        self.inputs: dict[str, Path] = {}
+    A fingerprint is the stage's config hash plus its input: a stage output inside OUT by its
+    path relative to OUT, so OUT can be moved or copied; anything else by its content listing
+    (file names and sizes; the corpus as discovery lists it), so the input can move too.
+    """
+
+    def __init__(self, pipeline: Pipeline, out: storage.PathLike, stages: list[str],
+                 input_path: storage.PathLike | None, workers: int):
+        self.pipeline, self.out, self.stages, self.workers = pipeline, out, stages, workers
+        self.inputs: dict[str, storage.PathLike] = {}
         self.fingerprints: dict[str, str] = {}
+        self.files: list[discover.InputFile] = []  # extract's input, as discovered
+        self.shard_bytes = 0  # extract's shard size
         for i, name in enumerate(stages):
             if name == "extract":
                 if input_path is None:
@@ -56,27 +65,25 @@ class Plan:
                     raise UserError(f"{name} is the first stage of the config; give --input")
                 src = stage_dir(out, prev)
             self.inputs[name] = src.resolve()
-            self.fingerprints[name] = f"{pipeline.stage_hash(name)}:{src.resolve()}"
 
     def preflight(self, fresh: bool) -> None:
         for i, name in enumerate(self.stages):
             src = self.inputs[name]
             first = i == 0
-            if first and not src.exists():
-                raise UserError(f"input not found: {src}")
+            if first:
+                storage.check_input(src)
             if first and name != "extract":
                 if not list(src.glob("part-*.parquet")):
                     raise UserError(f"{src} holds no stage output (part-*.parquet); run the stage before {name} first")
                 if not (src / "_stats.json").is_file():
                     raise UserError(f"{src} is incomplete (no _stats.json); finish that stage first")
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            probe = self.out / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            raise UserError(f"output directory not writable: {self.out} ({e.strerror or e})") from None
-        changed = [n for n in self.stages if self._recorded(n) not in (None, self.fingerprints[n])]
+        if "extract" in self.stages:
+            self.files = discover.discover(self.inputs["extract"])
+            _check_documents(self.inputs["extract"], self.files)
+        storage.check_output(self.out)
+        self.fingerprints = {name: f"{self.pipeline.stage_hash(name)}:{self._input_fingerprint(name)}"
+                             for name in self.stages}
+        changed = [n for n in self.stages if self.recorded(n).get("fingerprint") not in (None, self.fingerprints[n])]
         if changed and not fresh:
             raise UserError(
                 f"{self.out}/{changed[0]} was made with a different config or input; "
@@ -85,46 +92,61 @@ class Plan:
         if fresh:
             start = changed[0] if changed else self.stages[0]
             self.clear_from(start)
+        if "extract" in self.stages:  # a resumed stage keeps the shards it started with
+            self.shard_bytes = self.recorded("extract").get("shard_bytes") or discover.shard_size(
+                sum(f.size for f in self.files), self.workers, self.pipeline.run.shard_mb)
 
-    def _recorded(self, name: str) -> str | None:
+    def _input_fingerprint(self, name: str) -> str:
+        src = self.inputs[name]
+        inside = storage.relative(src, self.out.resolve())
+        if inside is not None:
+            return f"OUT/{inside}"
+        if name == "extract":
+            listing = [[f.rel, f.size, f.format, f.skip] for f in self.files]
+        else:
+            listing = [[p.name, p.stat().st_size] for p in sorted(src.glob("part-*.parquet"))]
+        return "listing:" + hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+
+    def label(self, path: storage.PathLike) -> str:
+        """How OUT's files name a path: relative to OUT when inside it, so OUT can move."""
+        inside = storage.relative(path, self.out.resolve())
+        return inside if inside is not None else str(path)
+
+    def recorded(self, name: str) -> dict:
+        """The stage's _stage.json: its fingerprint and, for extract, its shard size."""
         path = stage_dir(self.out, name) / STAGE_FILE
-        if not path.is_file():
-            return None
-        return json.loads(path.read_text()).get("fingerprint")
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     def clear_from(self, name: str) -> None:
         order = self.pipeline.stages
         start = order.index(name) if name in order else 0
         for later in order[start:]:
-            d = stage_dir(self.out, later)
-            if d.exists():
-                shutil.rmtree(d)
+            storage.remove_tree(stage_dir(self.out, later))
 
 
-def _tasks_for(plan: Plan, name: str, sdir: Path) -> list[ShardTask]:
+def _check_documents(src: storage.PathLike, files: list[discover.InputFile]) -> None:
+    """An input with nothing a reader takes is a mistake, found before Ray starts."""
+    if any(f.skip is None for f in files):
+        return
+    if not files:
+        raise UserError(f"no documents found in {src}: it is empty")
+    why = Counter(f.skip for f in files)
+    raise UserError(f"no documents found in {src}: {len(files)} entries, none readable "
+                    f"({', '.join(f'{n} {reason}' for reason, n in why.most_common())})")
+
+
+def _tasks_for(plan: Plan, name: str) -> list[ShardTask]:
     src = plan.inputs[name]
     if name == "extract":
         root = src if src.is_dir() else src.parent
-        files = discover.discover(src)
-        groups = discover.shard(files, int(plan.pipeline.run.shard_mb * (1 << 20)))
-        return [ShardTask(f"part-{i:05d}", input_root=str(root), files=g) for i, g in enumerate(groups)]
+        groups = discover.shard(plan.files, plan.shard_bytes)
+        return [ShardTask(f"part-{i:05d}", input_root=root, files=g) for i, g in enumerate(groups)]
     parts = sorted(src.glob("part-*.parquet"))
-    return [ShardTask(p.stem, input_path=str(p)) for p in parts]
+    return [ShardTask(p.stem, input_path=p, label=plan.label(p)) for p in parts]
 
 
-def _pending(tasks: list[ShardTask], sdir: Path) -> list[ShardTask]:
-    return [t for t in tasks if not (sdir / "_done" / f"{t.name}.json").is_file()]
-
-
-def _clean_partial(sdir: Path, tasks: list[ShardTask]) -> None:
-    """Remove temp files and outputs of shards without a done-file (left by a killed run)."""
-    names = {t.name for t in tasks}
-    for path in list(sdir.rglob(".*.tmp-*")):
-        path.unlink(missing_ok=True)
-    for sub in (sdir, sdir / "removed"):
-        for part in sub.glob("part-*.parquet"):
-            if part.stem in names and not (sdir / "_done" / f"{part.stem}.json").is_file():
-                part.unlink(missing_ok=True)
+def _pending(tasks: list[ShardTask], done: set[str]) -> list[ShardTask]:
+    return [t for t in tasks if t.name not in done]
 
 
 def versions() -> dict:
@@ -139,13 +161,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def execute(pipeline: Pipeline, out: Path, stages: list[str], input_path: Path | None, workers: int,
+def execute(pipeline: Pipeline, out, stages: list[str], input_path, workers: int,
             ray_address: str | None, fresh: bool, log=print) -> dict:
-    """Run `stages` into `out`; returns run.json's content."""
-    out = Path(out)
-    plan = Plan(pipeline, out, stages, input_path)
-    plan.preflight(fresh)
+    """Run `stages` into `out` (a local path or an object-store URI); returns run.json's content."""
+    out = storage.location(out)
+    input_path = storage.location(input_path) if input_path is not None else None
     workers = workers or pipeline.run.workers or (os.cpu_count() or 1)
+    plan = Plan(pipeline, out, stages, input_path, workers)
+    plan.preflight(fresh)
     run_path = out / "run.json"
     run = json.loads(run_path.read_text()) if run_path.is_file() else {}
     run.update({
@@ -154,17 +177,19 @@ def execute(pipeline: Pipeline, out: Path, stages: list[str], input_path: Path |
         "started": _now(), "ended": None, "workers": workers, "ray_address": ray_address,
     })
     run.setdefault("stages", {})
-    with Executor(workers, ray_address, pipeline.run) as ex:
+    # Workers on other machines see the same object store with the same identity as this process.
+    remote = storage.is_remote(out) or storage.is_remote(input_path)
+    with Executor(workers, ray_address, pipeline.run, env=storage.worker_env() if remote else None) as ex:
         run["versions"] = versions()
         run["ray_startup_seconds"] = round(ex.startup_seconds, 3)
-        atomic_write_json(run_path, run)
+        storage.write_json(run_path, run)
         for name in stages:
             entry = run_stage(plan, name, ex, log)
             run["stages"][name] = entry
-            atomic_write_json(run_path, run)
+            storage.write_json(run_path, run)
         run["nodes_used"] = sorted(ex.nodes_used)
     run["ended"] = _now()
-    atomic_write_json(run_path, run)
+    storage.write_json(run_path, run)
     return run
 
 
@@ -172,28 +197,34 @@ def run_stage(plan: Plan, name: str, ex: Executor, log) -> dict:
     pipeline, out = plan.pipeline, plan.out
     sdir = stage_dir(out, name)
     done_stats = ledger.read_stats(sdir)
-    if done_stats is not None and plan._recorded(name) == plan.fingerprints[name]:
+    if done_stats is not None and plan.recorded(name).get("fingerprint") == plan.fingerprints[name]:
         log(f"[{name}] complete, skipped ({done_stats['docs_out']} of {done_stats['docs_in']} documents kept)")
         return {"wall_seconds": done_stats["wall_seconds"], "skipped": True}
     t0 = time.perf_counter()
     ex.step_seconds = 0.0
     sdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(sdir / STAGE_FILE, {"stage": name, "fingerprint": plan.fingerprints[name],
-                                          "input": str(plan.inputs[name])})
+    marker = {"stage": name, "fingerprint": plan.fingerprints[name], "input": plan.label(plan.inputs[name])}
+    if name == "extract":
+        marker["shard_bytes"] = plan.shard_bytes
+    storage.write_json(sdir / STAGE_FILE, marker)
     cls = registry.stage_class(name)
     config = pipeline.section(name)
     work_dir = sdir / "_work"
     work_dir.mkdir(exist_ok=True)
     ctx = StageContext(out=out, stage_dir=sdir, work_dir=work_dir, config=config, executor=ex,
                        input=plan.inputs[name])
-    tasks = _tasks_for(plan, name, sdir)
-    _clean_partial(sdir, tasks)
+    tasks = _tasks_for(plan, name)
+    # what a killed run left: temp files, and the parts of shards it did not finish
+    storage.clean_partial(sdir, [t.name for t in tasks], subdirs=(".", "removed"))
+    done = storage.done_items(sdir) & {t.name for t in tasks}
+    if done:
+        log(f"[{name}] resuming: {len(done)} of {len(tasks)} shards done")
     # A driver-side instance only for stages with global steps: others load models on workers only.
     has_global = cls.prepare is not Stage.prepare or cls.finish is not Stage.finish
     stage = cls(config, work_dir) if has_global else None
     if stage is not None:
         stage.prepare(ctx)
-    pending = _pending(tasks, sdir)
+    pending = _pending(tasks, done)
     ex.run_shards(cls, config, work_dir, pending, sdir, name, total=len(tasks))
     extra = (stage.finish(ctx) or {}) if stage is not None else {}
     if stage is not None:  # the global steps' share of the stage's core time

@@ -1,70 +1,60 @@
 """One shard of one stage, read and written: the I/O around a stage's pure `process`.
 
-Output files are written to a temp name and renamed; the done-file holding the shard's counters
-is written last, so a shard with a done-file is complete and a killed shard leaves nothing that
-a re-run would mistake for output.
+Output files are written atomically and the done-file holding the shard's counters is committed
+last (curate.storage), so a shard with a done-file is complete and a killed shard leaves nothing
+that a re-run would mistake for output.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate import readers, schema
+from curate import readers, schema, storage
 from curate.discover import InputFile
 from curate.stage import Stage, merge_counters, reason_counts
-
-PARQUET_OPTS = dict(compression="zstd", write_statistics=False)
 
 
 @dataclass
 class ShardTask:
     name: str  # part-00000
-    input_root: str | None = None  # extract: the corpus root
+    input_root: storage.PathLike | None = None  # extract: the corpus root
     files: list[InputFile] = field(default_factory=list)  # extract: the files of this shard
-    input_path: str | None = None  # later stages: one Parquet part of the previous stage
+    input_path: storage.PathLike | None = None  # later stages: one Parquet part of the previous stage
+    label: str | None = None  # how done-files and errors name input_path (relative to OUT when inside it)
+
+    def __post_init__(self):
+        if self.input_root is not None:
+            self.input_root = storage.location(self.input_root)
+        if self.input_path is not None:
+            self.input_path = storage.location(self.input_path)
 
     @property
     def size(self) -> int:
-        """Bytes on disk: what the executor orders shards by."""
-        if self.input_path:
-            return os.path.getsize(self.input_path)
+        """Bytes stored: what the executor orders shards by."""
+        if self.input_path is not None:
+            return self.input_path.stat().st_size
         return sum(f.size for f in self.files)
 
     def describe(self) -> str:
-        if self.input_path:
-            return self.input_path
+        if self.input_path is not None:
+            return self.label or str(self.input_path)
         names = [f.rel for f in self.files[:3]]
         more = f" and {len(self.files) - 3} more" if len(self.files) > 3 else ""
         return ", ".join(names) + more
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
-
-
 class TableWriter:
-    """Streams tables into one Parquet file under a temp name; `close` renames it into place."""
+    """Streams tables into one Parquet file, staged (curate.storage); `close` puts it in place."""
 
     def __init__(self, path: Path, fallback: pa.Schema):
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.staged: storage.Staged | None = None
         self.fallback = fallback
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
@@ -74,8 +64,7 @@ class TableWriter:
         if table.num_rows == 0 and self.writer is not None:
             return
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.tmp, table.schema, **PARQUET_OPTS)
+            self._open(table.schema)
         elif table.schema != self.writer.schema:
             table = table.select(self.writer.schema.names).cast(self.writer.schema)
         if table.num_rows:
@@ -83,12 +72,15 @@ class TableWriter:
             self.rows += table.num_rows
             self.bytes += schema.text_bytes(table)
 
+    def _open(self, table_schema: pa.Schema) -> None:
+        self.staged = storage.Staged(self.path)
+        self.writer = pq.ParquetWriter(self.staged.local, table_schema, **storage.PARQUET_OPTS)
+
     def close(self) -> None:
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.tmp, self.fallback, **PARQUET_OPTS)
+            self._open(self.fallback)
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        self.staged.commit()
 
 
 def _unit_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator[pa.Table]:
@@ -102,7 +94,7 @@ def _unit_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator
         pending, size = [], 0
         return table
 
-    root = Path(task.input_root)
+    root = task.input_root
     for f in task.files:
         origin = readers.origin_of(f.rel)  # '#' and '%' escaped: '#' starts a record number
         if f.skip is not None:
@@ -140,7 +132,7 @@ def _guarded(units: Iterator, f: InputFile) -> Iterator:
 
 
 def _parquet_tables(task: ShardTask, batch_docs: int) -> Iterator[pa.Table]:
-    pf = pq.ParquetFile(task.input_path)
+    pf = storage.parquet_file(task.input_path)
     for batch in pf.iter_batches(batch_size=batch_docs):
         yield schema.conform(pa.Table.from_batches([batch]))
 
@@ -155,7 +147,7 @@ def input_tables(task: ShardTask, batch_docs: int, batch_bytes: int) -> Iterator
         yield table
     if empty:  # an empty part still goes through the stage once, to get the stage's columns:
         # the stages after it read them (an empty file with the input's schema lacks them)
-        yield schema.conform(pq.read_schema(task.input_path).empty_table())
+        yield schema.conform(storage.read_schema(task.input_path).empty_table())
 
 
 def quarantine(stage: Stage, batch: pa.Table, units: bool) -> tuple[pa.Table, pa.Table | None]:
@@ -178,16 +170,17 @@ def quarantine(stage: Stage, batch: pa.Table, units: bool) -> tuple[pa.Table, pa
     return batch.filter(pc.invert(hit)), schema.with_reason(batch.filter(hit), reason)
 
 
-def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, batch_bytes: int) -> dict:
-    """Process one shard end to end and write its kept, removed and done files."""
-    out_dir = Path(out_dir)
+def run_shard(stage: Stage, task: ShardTask, out_dir: storage.PathLike, batch_docs: int, batch_bytes: int,
+              on_batch: Callable[[int], None] | None = None) -> dict:
+    """Process one shard end to end and write its kept, removed and done files. `on_batch` hears
+    the documents done so far after every batch (the executor's progress within a shard)."""
+    out_dir = storage.location(out_dir)
     if task.input_path is not None:
-        fallback = schema.conform(pq.read_schema(task.input_path).empty_table()).schema
+        fallback = schema.conform(storage.read_schema(task.input_path).empty_table()).schema
     else:
         fallback = schema.BASE
-    for folder in (out_dir, out_dir / "removed", out_dir / "_done"):  # left by a failed attempt
-        for stale in folder.glob(f".{task.name}.*.tmp-*"):
-            stale.unlink(missing_ok=True)
+    for folder in (out_dir, out_dir / "removed", out_dir / storage.DONE):  # left by a failed attempt
+        storage.clean_temps(folder, task.name)
     kept_w = TableWriter(out_dir / f"{task.name}.parquet", fallback)
     removed_w = TableWriter(out_dir / "removed" / f"{task.name}.parquet", fallback.append(pa.field(schema.REASON, pa.string())))
     counters: dict = {"docs_in": 0, "docs_out": 0, "removed": {}, "bytes_in": 0, "bytes_out": 0, "process_seconds": 0.0}
@@ -211,6 +204,8 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, bat
         counters["bytes_out"] += schema.text_bytes(kept)
         counters["removed"] = merge_counters(counters["removed"], reason_counts(removed))
         extra = merge_counters(extra, result.counters)
+        if on_batch is not None:
+            on_batch(counters["docs_in"])
     kept_w.close()
     removed_w.close()
     counters["counters"] = extra
@@ -219,7 +214,5 @@ def run_shard(stage: Stage, task: ShardTask, out_dir: Path, batch_docs: int, bat
     lost = counters["docs_in"] - counters["docs_out"] - sum(counters["removed"].values())
     if lost:
         raise RuntimeError(f"{stage.name} lost {lost} documents in {task.name}: the stage broke the ledger law")
-    done = out_dir / "_done" / f"{task.name}.json"
-    done.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(done, counters)
+    storage.commit(out_dir, task.name, counters)
     return counters

@@ -1,6 +1,6 @@
 """curate's benchmarks: per-stage speed, framework overhead, memory and scaling.
 
-    python scripts/bench.py [--quick] [--scale N] [--json OUT.json] [--markdown BENCHMARKS.md]
+    python scripts/bench.py [--quick] [--s3] [--scale N] [--json OUT.json] [--markdown BENCHMARKS.md]
 
 Inputs are built deterministically from ../shared/corpora (python-docs HTML wrapped into WARC
 files with warcio, the Common Crawl JSONL sample, linguist code, Open Logic LaTeX). Each stage
@@ -9,7 +9,9 @@ ledgers (`wall_seconds`, `process_seconds`) and from sampling the memory of ever
 run. The overhead ratio is the pipeline's wall time on one worker (Ray start-up excluded) over
 the time spent inside the stages' `process()` cores. Kernel comparisons (curate's core vs the
 raw library call, and datatrove when it is installed) come from the per-stage bench modules in
-scripts/. `--quick` finishes in about a minute and is what the CI smoke test runs.
+scripts/. `--s3` also runs the pipeline with its input read from and its output written to a local
+S3 server (SeaweedFS, scripts/s3server.py) and compares it with local disk. `--quick` finishes in
+about a minute and is what the CI smoke test runs.
 """
 
 from __future__ import annotations
@@ -130,11 +132,12 @@ def run_cli(args: list[str], env: dict | None = None) -> dict:
             "peak_rss_largest_mb": peak_one / 2**20}
 
 
-def stage_figures(out: Path, stage: str) -> dict:
-    from curate import registry
+def stage_figures(out, stage: str) -> dict:
+    """A stage's figures from its ledger; `out` is a local path or an S3 URI."""
+    from curate import registry, storage
 
     cls = registry.stage_class(stage)
-    stats = json.loads((out / (cls.output_dir or stage) / "_stats.json").read_text())
+    stats = json.loads((storage.location(out) / (cls.output_dir or stage) / "_stats.json").read_text())
     wall = stats["wall_seconds"]
     mb = stats["bytes_in"] / 2**20
     return {"docs_in": stats["docs_in"], "docs_out": stats["docs_out"], "wall_s": round(wall, 3),
@@ -143,11 +146,13 @@ def stage_figures(out: Path, stage: str) -> dict:
             "mb_per_s": round(mb / max(wall, 1e-9), 2), "steps": stats.get("steps") or stats.get("counters", {}).get("steps")}
 
 
-def bench_pipeline(src: Path, work: Path, stages: list[str], workers: int, config: Path,
-                   stage_by_stage: bool = False) -> dict:
+def bench_pipeline(src, work, stages: list[str], workers: int, config: Path, stage_by_stage: bool = False) -> dict:
     """Figures per stage on `workers` workers, from the run's ledgers. One `curate run` (one Ray
     start) by default; `stage_by_stage` runs each stage as its own command, so the memory
-    sampled belongs to that stage alone."""
+    sampled belongs to that stage alone. `src` and `work` may be S3 URIs."""
+    from curate import storage
+
+    work = storage.location(work)
     out = work / f"out-w{workers}{'-stages' if stage_by_stage else ''}"
     result = {}
     if stage_by_stage:
@@ -172,10 +177,10 @@ def bench_pipeline(src: Path, work: Path, stages: list[str], workers: int, confi
     return result
 
 
-def best_run(src: Path, work: Path, stages: list[str], workers: int, config: Path, rounds: int) -> dict:
+def best_run(src, work, stages: list[str], workers: int, config: Path, rounds: int) -> dict:
     """The fastest of `rounds` whole runs (summed stage walls): this shared machine's speed
     wanders by 10-15% from one minute to the next."""
-    runs = [bench_pipeline(src, work / f"round-{r}", stages, workers, config) for r in range(rounds)]
+    runs = [bench_pipeline(src, f"{work}/round-{r}", stages, workers, config) for r in range(rounds)]
     return min(runs, key=lambda run: sum(v["wall_s"] for k, v in run.items() if not k.startswith("_")))
 
 
@@ -200,6 +205,90 @@ def scaling(one: dict, two: dict) -> dict:
         speedup = a / max(b, 1e-9)
         out[stage] = {"speedup": round(speedup, 2), "efficiency": round(speedup / 2, 2)}
     return out
+
+
+def pipeline_wall(per_stage: dict) -> float:
+    return round(sum(v["wall_s"] for k, v in per_stage.items() if not k.startswith("_")), 3)
+
+
+def bench_s3(src: Path, work: Path, stages: list[str], config: Path, rounds: int, local: dict) -> dict:
+    """The same runs with the input read from and OUT written to a local S3 server (SeaweedFS on
+    loopback), against local disk (`local`: workers -> the local best run); and the S3 clients
+    measured on their own."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from s3server import S3Server
+
+    server = S3Server(work / "s3-server")
+    server.start()
+    try:
+        os.environ.update(server.env())  # the runs (subprocesses) and the ledger reads here
+        bucket = server.bucket("bench")
+        server.upload(src, f"{bucket}/input")
+        out = {"clients": bench_store_clients(server)}
+        for workers, ref in local.items():
+            run = best_run(f"{bucket}/input", f"{bucket}/w{workers}", stages, workers, config, rounds)
+            s3_wall, disk_wall = pipeline_wall(run), pipeline_wall(ref)
+            out[f"workers_{workers}"] = {"s3_wall_s": s3_wall, "disk_wall_s": disk_wall,
+                                         "ratio": round(s3_wall / max(disk_wall, 1e-9), 3),
+                                         "by_stage": {k: [ref[k]["wall_s"], v["wall_s"]] for k, v in run.items()
+                                                      if not k.startswith("_")}}
+        return out
+    finally:
+        server.stop()
+
+
+def bench_store_clients(server) -> dict:
+    """Seconds for the object-store operations curate does, through pyarrow.fs (what curate uses,
+    via curate.storage) and through fsspec's s3fs when it is installed: streaming a 64 MB object,
+    writing it, 300 small objects written and read, listing them."""
+    from curate import storage
+
+    big = os.urandom(64 << 20)
+    small = [os.urandom(20 << 10) for _ in range(300)]
+    root = storage.location(server.bucket("clients"))
+
+    def best(fn, n=3):
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return round(min(times), 3)
+
+    def drain(f):
+        while f.read(1 << 20):
+            pass
+
+    def read_big():
+        with (root / "pa" / "big").open("rb") as f:
+            drain(f)
+
+    figures = {"pyarrow": {
+        "write_64mb_s": best(lambda: storage.write_bytes(root / "pa" / "big", big)),
+        "read_64mb_s": best(read_big),
+        "write_300_small_s": best(lambda: [storage.write_bytes(root / "pa" / "s" / f"{i:04d}", b) for i, b in enumerate(small)], 1),
+        "read_300_small_s": best(lambda: [(root / "pa" / "s" / f"{i:04d}").read_bytes() for i in range(len(small))]),
+        "list_300_s": best(lambda: list((root / "pa" / "s").iterdir())),
+    }}
+    try:
+        import s3fs
+    except ImportError:
+        figures["s3fs"] = "not installed"
+        return figures
+    fs = s3fs.S3FileSystem(endpoint_url=server.endpoint, key=server.KEY, secret=server.SECRET)
+
+    def s3fs_read_big():
+        with fs.open("clients/fs/big", "rb") as f:
+            drain(f)
+
+    figures["s3fs"] = {
+        "write_64mb_s": best(lambda: fs.pipe_file("clients/fs/big", big)),
+        "read_64mb_s": best(s3fs_read_big),
+        "write_300_small_s": best(lambda: [fs.pipe_file(f"clients/fs/s/{i:04d}", b) for i, b in enumerate(small)], 1),
+        "read_300_small_s": best(lambda: [fs.cat_file(f"clients/fs/s/{i:04d}") for i in range(len(small))]),
+        "list_300_s": best(lambda: (fs.invalidate_cache(), fs.ls("clients/fs/s", detail=True))),
+    }
+    return figures
 
 
 def bench_memory(work: Path, stages: list[str], config: Path, quick: bool) -> dict:
@@ -306,7 +395,7 @@ def markdown(r: dict) -> str:
     one, two, o, sc = r["workers_1"], r["workers_2"], r["overhead"], r["scaling"]
     run1 = one.get("_run", {})
     lines = ["# curate benchmarks", "",
-             f"Generated by `python scripts/bench.py{' --quick' if r['quick'] else ''}` on {m['date']}: "
+             f"Generated by `python scripts/bench.py{' --quick' if r['quick'] else ''}{' --s3' if r.get('s3') else ''}` on {m['date']}: "
              f"{m['cpus']} cores, {m['memory_gb']} GB, {m['processor']}, Python {m['python']}, curate {m['curate']}, "
              f"Ray {m['ray']}, pyarrow {m['pyarrow']}. Every figure comes from the runs' own ledgers "
              "(`_stats.json`) and from sampling the memory of every process of each run.", "",
@@ -336,6 +425,7 @@ def markdown(r: dict) -> str:
               + ", ".join(f"{k} {v}" for k, v in o["by_stage"].items())
               + ". The rest is reading, Arrow conversion, writing, scheduling and starting the worker processes "
               "(once per run: the workers serve every stage).", ""]
+    lines += markdown_s3(r.get("s3"), r.get("rounds", 1))
     ex = r.get("extract_python_docs") or {}
     if ex:
         lines += ["## Extraction on python-docs, one worker", "",
@@ -356,6 +446,32 @@ def markdown(r: dict) -> str:
         lines.append(f"- **{label}**: `{json.dumps(figures, sort_keys=True)}`")
     lines += ["", "## Projection", "", projection(r), ""]
     return "\n".join(lines)
+
+
+def markdown_s3(s3: dict | None, rounds: int) -> list[str]:
+    if not s3:
+        return []
+    one, two = s3["workers_1"], s3["workers_2"]
+    lines = ["## Object storage: S3 on loopback against local disk", "",
+             "The same pipeline with `--input` read from and `--output` written to a local S3 server (SeaweedFS, "
+             f"`scripts/s3server.py`), the fastest of {rounds} runs per worker count; stage wall times in seconds.", "",
+             "| stage | disk (1w) | S3 (1w) | disk (2w) | S3 (2w) |", "|---|---|---|---|---|"]
+    for stage, (d1, s1) in one["by_stage"].items():
+        d2, s2 = two["by_stage"].get(stage, ["", ""])
+        lines.append(f"| {stage} | {d1} | {s1} | {d2} | {s2} |")
+    lines += ["", f"Whole pipeline, S3 over local disk: {one['s3_wall_s']} s / {one['disk_wall_s']} s = "
+              f"**{one['ratio']}** on one worker, {two['s3_wall_s']} s / {two['disk_wall_s']} s = **{two['ratio']}** "
+              "on two (target ≤ 1.3 on loopback).", ""]
+    clients = s3.get("clients") or {}
+    pa_fig, fs_fig = clients.get("pyarrow") or {}, clients.get("s3fs")
+    if pa_fig:
+        lines += ["The S3 clients on their own (seconds, best of 3; curate uses pyarrow.fs):", "",
+                  "| operation | pyarrow.fs | fsspec s3fs |", "|---|---|---|"]
+        for op, value in pa_fig.items():
+            other = fs_fig.get(op, "") if isinstance(fs_fig, dict) else (fs_fig or "")
+            lines.append(f"| {op.removesuffix('_s').replace('_', ' ')} | {value} | {other} |")
+        lines.append("")
+    return lines
 
 
 def projection(r: dict) -> str:
@@ -384,6 +500,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the figures here (default: print)")
     ap.add_argument("--markdown", type=Path, default=None, help="write BENCHMARKS.md here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--s3", action="store_true", help="also run with input and output on a local S3 server")
     args = ap.parse_args()
     if not CORPORA.exists():
         sys.exit(f"bench needs the shared corpora at {CORPORA}")
@@ -402,6 +519,9 @@ def main() -> None:
         result["overhead"] = overhead(result["workers_1"])
         result["scaling"] = scaling(result["workers_1"], result["workers_2"])
         result["extract_python_docs"] = bench_extract_docs(work, args.config, args.quick)
+        if args.s3:
+            result["s3"] = bench_s3(src, work, stages, args.config, rounds,
+                                    {1: result["workers_1"], 2: result["workers_2"]})
         if not args.quick:
             result["memory"] = bench_memory(work, stages, args.config, args.quick)
             result["kernels"] = bench_kernels(args.quick)

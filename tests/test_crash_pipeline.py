@@ -10,8 +10,8 @@ deterministic, and unharmed by SIGKILL.
   the reference.
 
 Every run is a `curate run` subprocess in its own session, writing to the same path (BASE/out),
-then moved aside: run.json, the _stage.json fingerprints and the done-files name absolute paths,
-and the same command must give the same bytes. Runs start their own Ray (5-15 s each).
+then moved aside (an OUT can move: what it records of its inputs is relative to it, or the
+corpus's content listing). Runs start their own Ray (5-15 s each).
 """
 
 from __future__ import annotations
@@ -360,8 +360,8 @@ def kill_points(rng: random.Random, parts: int) -> list[tuple[str, str, int]]:
         shard_map(rng.choice(["extract", "langid", "quality"])),
         (f"dedup: {step}", f"dedup/_work/_done/{step}/*.json", 1),
         later,
-        rng.choice([("tokenize: scatter", "shards/_work/finish/scattered/*.json", rng.randint(1, parts - 1)),
-                    ("tokenize: gather", "shards/_work/finish/gathered/*.json", 1)]),
+        rng.choice([("tokenize: scatter", "shards/_work/finish/_done/scatter/*.json", rng.randint(1, parts - 1)),
+                    ("tokenize: gather", "shards/_work/finish/_done/gather/*/*.json", 1)]),
     ]
 
 

@@ -30,7 +30,7 @@ from curate.filters import FILTERS
 from curate.filters.base import Filter, Rule
 from curate.report import rules, samples, summary, whatif
 from curate.report.outdir import RunDir
-from curate.worker import atomic_write_json
+from curate.storage import write_json as atomic_write_json
 from curate.stages.bucket import BucketConfig, BucketStage
 
 

@@ -22,7 +22,7 @@ import pytest
 from curate import config, megatron, schema
 from curate.stages.tokenize import bpe, shards
 from curate.errors import UserError
-from curate.worker import atomic_write_json
+from curate.storage import write_json as atomic_write_json
 from curate.stages.tokenize import TokenizeConfig, TokenizeStage
 from conftest import corpus
 

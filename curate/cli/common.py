@@ -53,4 +53,6 @@ def resolve_input(path: str | None):
         from importlib import resources
 
         return Path(str(resources.files("curate").joinpath("demo")))
-    return Path(path)
+    from curate.storage import location
+
+    return location(path)

@@ -30,12 +30,10 @@ def inspect(out, stage, reason, kept, n, chars, seed):
         curate inspect out/cc --stage langid --kept
         curate inspect out/cc --stage dedup
     """
-    from pathlib import Path
-
     with clean_errors():
         from rich.console import Console
 
         from curate.report import inspect as inspect_mod
 
         console = Console(width=None if Console().is_terminal else 140)
-        inspect_mod.run(Path(out), stage, reason, kept, n, chars, seed, console)
+        inspect_mod.run(out, stage, reason, kept, n, chars, seed, console)

@@ -28,8 +28,6 @@ def report(out, html_path, no_html, what_ifs):
         curate report out/cc --html /tmp/cc.html
         curate report out/cc --no-html --what-if quality.gopher.min_doc_words=80 --what-if langid.min_score=0.5
     """
-    from pathlib import Path
-
     with clean_errors():
         from rich.console import Console
 
@@ -37,7 +35,7 @@ def report(out, html_path, no_html, what_ifs):
         from curate.report import terminal, whatif
         from curate.report.outdir import RunDir
 
-        run = RunDir(Path(out))
+        run = RunDir(out)
         changes = [whatif.parse(item) for item in what_ifs]
         results = whatif.compute(run, changes) if changes else []
         console = Console(width=None if Console().is_terminal else 140)
@@ -46,8 +44,8 @@ def report(out, html_path, no_html, what_ifs):
         terminal.render_what_if(results, console)
         if not no_html:
             from curate.report import html
-            from curate.worker import atomic_write_bytes
+            from curate import storage
 
-            target = Path(html_path) if html_path else run.out / "report.html"
-            atomic_write_bytes(target, html.render(summary, results).encode("utf-8"))
+            target = storage.location(html_path) if html_path else run.out / "report.html"
+            storage.write_bytes(target, html.render(summary, results).encode("utf-8"))
             click.echo(f"wrote {target}", err=True)

@@ -25,18 +25,15 @@ def run(input_path, output, config_path, workers, ray_address, overrides, fresh)
         curate run --config configs/demo.yaml --input curate/demo --output out/demo
         curate run --input /data/crawl --output /data/out --workers 16 --set dedup.threshold=0.85
     """
-    from pathlib import Path
-
     with clean_errors():
-        from curate import config, pipeline
+        from curate import config, pipeline, storage
         from curate.errors import UserError
 
         cfg = config.load(resolve_config(config_path), overrides)
         src = resolve_input(input_path)
-        if not src.exists():
-            raise UserError(f"input not found: {src}")
+        storage.check_input(src)
         if not cfg.stages:
             raise UserError(f"{cfg.source}: stages: the list is empty")
-        pipeline.execute(cfg, Path(output), cfg.stages, src, workers, ray_address, fresh,
+        pipeline.execute(cfg, output, cfg.stages, src, workers, ray_address, fresh,
                        log=lambda m: click.echo(m, err=True))
         click.echo(f"done: {output}", err=True)

@@ -24,10 +24,8 @@ def stage(name, output, input_path, config_path, workers, ray_address, overrides
         curate stage extract --input ../shared/corpora/web/jsonl --output out/cc
         curate stage quality --output out/cc --set quality.gopher.min_doc_words=80
     """
-    from pathlib import Path
-
     with clean_errors():
-        from curate import config, pipeline, registry
+        from curate import config, pipeline, registry, storage
         from curate.errors import UserError
 
         cfg = config.load(resolve_config(config_path), overrides)
@@ -36,7 +34,7 @@ def stage(name, output, input_path, config_path, workers, ray_address, overrides
         if name not in cfg.stages:
             raise UserError(f"stage {name!r} is not in {cfg.source}'s stages: {', '.join(cfg.stages)}")
         src = resolve_input(input_path)
-        if src is not None and not src.exists():
-            raise UserError(f"input not found: {src}")
-        pipeline.execute(cfg, Path(output), [name], src, workers, ray_address, fresh,
+        if src is not None:
+            storage.check_input(src)
+        pipeline.execute(cfg, output, [name], src, workers, ray_address, fresh,
                        log=lambda m: click.echo(m, err=True))

@@ -1,4 +1,8 @@
-"""Open files that may be gzip, zstd or bz2 compressed, with a guard against decompression bombs."""
+"""Open files that may be gzip, zstd or bz2 compressed, with a guard against decompression bombs.
+
+A file is a local path or an object-store URI (curate.storage): an object is streamed, never
+downloaded whole first.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import zlib
 from pathlib import Path
 
 import zstandard
+
+from curate.storage import location
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -53,8 +59,8 @@ class _Decompressed(io.RawIOBase):
 
     CHUNK = 1 << 16
 
-    def __init__(self, path: Path, new_decoder):
-        self.f = open(path, "rb")
+    def __init__(self, f, new_decoder):
+        self.f = f  # the compressed file, open; closed with this stream
         self.new_decoder = new_decoder
         self.d = new_decoder()
         self.buf = b""
@@ -101,21 +107,22 @@ def compression_of(head: bytes) -> str | None:
     return None
 
 
-def open_binary(path: Path) -> io.BufferedReader:
-    """Open `path` for reading, decompressing by magic bytes (not by extension)."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    kind = compression_of(head)
+def open_binary(path: Path | str) -> io.BufferedReader:
+    """Open `path` (a local path or a URI) for reading, decompressing by magic bytes (not by
+    extension)."""
+    f = location(path).open("rb")  # opened once: on an object store each open is a request
+    kind = compression_of(f.peek(4)[:4])
     if kind is None:
-        return open(path, "rb")
-    size = path.stat().st_size
+        return f
+    size = f.seek(0, io.SEEK_END)
+    f.seek(0)
     limit = size * MAX_RATIO + SLACK
     if kind == "gzip":
-        raw = _Decompressed(path, lambda: zlib.decompressobj(wbits=47))
+        raw = _Decompressed(f, lambda: zlib.decompressobj(wbits=47))
     elif kind == "zstd":
-        raw = _Decompressed(path, lambda: zstandard.ZstdDecompressor().decompressobj())
+        raw = _Decompressed(f, lambda: zstandard.ZstdDecompressor().decompressobj())
     else:
-        raw = _Decompressed(path, bz2.BZ2Decompressor)
+        raw = _Decompressed(f, bz2.BZ2Decompressor)
     return io.BufferedReader(_Limited(raw, limit), buffer_size=1 << 20)
 
 

@@ -35,6 +35,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from curate import storage
 from curate.readers import latex_clean as latex
 from curate.readers import Doc, Reader, register, unit
 from curate.readers.compression import ReadLimitExceeded, open_binary, read_error_reason
@@ -166,12 +167,11 @@ def read_tree(path: Path) -> dict[str, bytes]:
     """The .tex files under a source directory (hidden files and symlinks skipped)."""
     files: dict[str, bytes] = {}
     total = 0
-    for dirpath, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(dirpath, d)))
-        for name in sorted(names):
-            full = Path(dirpath) / name
+    for _folder, dirs, names in storage.walk(path):
+        dirs[:] = [d for d in dirs if not d.name.startswith(".") and not d.is_symlink()]
+        for full in names:
             rel = full.relative_to(path).as_posix()
-            if _skipped_name(rel) or full.is_symlink() or not name.lower().endswith(TEX_SUFFIXES):
+            if _skipped_name(rel) or full.is_symlink() or not full.name.lower().endswith(TEX_SUFFIXES):
                 continue
             size = full.stat().st_size
             if size > MAX_SOURCE_BYTES or total + size > MAX_TREE_BYTES:
@@ -224,7 +224,7 @@ def _source(data: bytes) -> str:
 
 def _head(path: Path) -> str:
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             return _source(f.read(HEAD_BYTES))
     except OSError:
         return ""
@@ -255,7 +255,7 @@ def documents_of(files: dict[str, bytes]) -> list[str]:
 def claims_dir(path: Path) -> bool:
     """A directory whose top level holds the root file of a LaTeX source tree."""
     try:
-        names = sorted(n for n in os.listdir(path) if n.lower().endswith(TEX_SUFFIXES) and not n.startswith("."))
+        names = sorted(p.name for p in path.iterdir() if p.name.lower().endswith(TEX_SUFFIXES) and not p.name.startswith("."))
     except OSError:
         return False
     heads = {n: _head(path / n) for n in names if (path / n).is_file()}

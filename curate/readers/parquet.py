@@ -8,8 +8,8 @@ from typing import Iterator
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from curate import storage
 from curate.readers import UNIT_SCHEMA, Doc, Reader, register, unit
 
 SCHEMA_COLUMNS = {"text", "url"}
@@ -27,7 +27,7 @@ def _urls(batch: pa.RecordBatch) -> pa.Array:
 
 def read(path: Path, origin: str) -> Iterator[dict | pa.Table]:
     try:
-        pf = pq.ParquetFile(path)
+        pf = storage.parquet_file(path)
     except Exception:
         yield unit(origin, "parquet", error="extract:error:bad_parquet")
         return

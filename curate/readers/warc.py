@@ -143,11 +143,11 @@ def _fastwarc_records(f, short_is_error: bool) -> Iterator[Record]:
 
 def _gzip_cut(path: Path) -> bool:
     """Whether a gzip file ends before its last member does (a quick, streamed check)."""
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         if f.read(2) != b"\x1f\x8b":
             return False
     try:
-        with gzip.open(path, "rb") as g:
+        with path.open("rb") as raw, gzip.open(raw, "rb") as g:
             while g.read(1 << 22):
                 pass
     except EOFError:
@@ -165,14 +165,14 @@ def _is_arc(path: Path) -> bool:
 def records(path: Path) -> Iterator[Record]:
     """Every record of a WARC/ARC/WET file in order; raises where the file stops being readable."""
     if _is_arc(path):
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             yield from _warcio_records(f, arc=True)
         return
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         lz4 = f.read(4) == LZ4_MAGIC  # warcio reads no LZ4: FastWARC has the last word there
     done = 0
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             for rec in _fastwarc_records(f, short_is_error=not lz4):
                 done += 1
                 yield rec
@@ -187,7 +187,7 @@ def records(path: Path) -> Iterator[Record]:
     # next record header. It reads the same records up to there; yield only those after.
     seen = 0
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             for rec in _warcio_records(f):
                 seen += 1
                 if seen > done:

@@ -13,13 +13,12 @@ import math
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from curate import schema
+from curate import schema, storage
 from curate.errors import UserError
 from curate.report import rules, samples
 from curate.report.outdir import RunDir, StageOutput
@@ -90,10 +89,10 @@ def _pairs(st: StageOutput, ids: list[str]) -> dict[frozenset, float]:
     out: dict[frozenset, float] = {}
     wanted = pa.array(ids, pa.string())
     for part in sorted((st.path / "pairs").glob("*.parquet")):
-        names = pq.read_schema(part).names
+        names = storage.read_schema(part).names
         if not {"id_a", "id_b", "jaccard"} <= set(names):
             continue
-        t = pq.read_table(part, columns=["id_a", "id_b", "jaccard"])
+        t = storage.read_table(part, columns=["id_a", "id_b", "jaccard"])
         t = t.filter(pc.and_(pc.is_in(t.column("id_a"), wanted), pc.is_in(t.column("id_b"), wanted)))
         for a, b, j in zip(*(t.column(c).to_pylist() for c in ("id_a", "id_b", "jaccard"))):
             out[frozenset((a, b))] = j

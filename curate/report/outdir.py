@@ -1,5 +1,7 @@
 """OUT read back: run.json, each stage's ledger and Parquet parts, the tokenizer's manifest.
 
+OUT is a local directory or an object-store URI (curate.storage).
+
 A stage directory is recognised by what it holds (`_stats.json` or `_stage.json` name the
 stage), so a report needs neither the config nor the stage modules, and works on a partial or
 interrupted run: a stage with a `_stage.json` but no `_stats.json` is reported as incomplete.
@@ -13,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from curate import registry, schema
+from curate import registry, schema, storage
 from curate.errors import UserError
 
 KEPT, REMOVED = "kept", "removed"
@@ -45,12 +46,18 @@ class StageOutput:
         return len(list((self.path / "_done").glob("*.json")))
 
     @property
-    def input(self) -> Path | None:
-        """The directory the stage read (from its _stage.json)."""
+    def input(self) -> storage.PathLike | None:
+        """The directory the stage read (from its _stage.json; a stage output inside OUT is named
+        relative to OUT, so a moved OUT still knows it)."""
         marker = _read_json(self.path / "_stage.json") or {}
-        return Path(marker["input"]) if marker.get("input") else None
+        if not marker.get("input"):
+            return None
+        where = storage.location(marker["input"])
+        if not storage.is_remote(where) and not where.is_absolute():
+            where = self.path.parent / marker["input"]
+        return where
 
-    def parts(self, side: str) -> list[Path]:
+    def parts(self, side: str) -> list[storage.PathLike]:
         where = self.path if side == KEPT else self.path / "removed"
         return sorted(where.glob("part-*.parquet"))
 
@@ -58,8 +65,8 @@ class StageOutput:
         """The named columns of every part on one side; a column a part lacks reads as nulls."""
         tables = []
         for part in self.parts(side):
-            names = pq.read_schema(part).names
-            tables.append(pq.read_table(part, columns=[c for c in columns if c in names]))
+            names = storage.read_schema(part).names
+            tables.append(storage.read_table(part, columns=[c for c in columns if c in names]))
         if not tables:
             return pa.table({})
         return pa.concat_tables(tables, promote_options="default")
@@ -83,8 +90,8 @@ class StageOutput:
 class RunDir:
     """An output directory OUT, as written by `curate run` / `curate stage`."""
 
-    def __init__(self, out: Path):
-        self.out = Path(out)
+    def __init__(self, out):
+        self.out = storage.location(out)
         if not self.out.is_dir():
             raise UserError(f"not a directory: {self.out}")
         self.run = _read_json(self.out / "run.json") or {}

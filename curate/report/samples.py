@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from curate import schema
+from curate import schema, storage
 from curate.report.outdir import KEPT, REMOVED, StageOutput
 
 SHOWN = ["id", "origin", "source", "lang", "url", "text", schema.REASON,
@@ -23,12 +22,12 @@ SHOWN = ["id", "origin", "source", "lang", "url", "text", schema.REASON,
 
 
 def signal_columns(part: Path) -> list[str]:
-    return [f.name for f in pq.read_schema(part) if pa.types.is_floating(f.type)]
+    return [f.name for f in storage.read_schema(part) if pa.types.is_floating(f.type)]
 
 
 def take(part: Path, rows: np.ndarray, columns: list[str]) -> pa.Table:
     """Rows (indices into the part, sorted) of `columns`, reading only the row groups they fall in."""
-    f = pq.ParquetFile(part)
+    f = storage.parquet_file(part)
     present = [c for c in columns if c in f.schema_arrow.names]
     starts = np.cumsum([0] + [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)])
     pieces = []
@@ -62,9 +61,9 @@ def sample(st: StageOutput, *, kept: bool, reason_prefix: str | None, n: int, se
     candidates: list[tuple[Path, np.ndarray]] = []
     for part in parts:
         if kept or not reason_prefix:
-            rows = np.arange(pq.ParquetFile(part).metadata.num_rows)
+            rows = np.arange(storage.read_metadata(part).num_rows)
         else:
-            reasons = pq.read_table(part, columns=[schema.REASON]).column(schema.REASON)
+            reasons = storage.read_table(part, columns=[schema.REASON]).column(schema.REASON)
             hit = pc.fill_null(pc.starts_with(reasons, reason_prefix), False)
             rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
         candidates.append((part, rows))
@@ -83,7 +82,7 @@ def per_reason(st: StageOutput, k: int, seed: int = 0) -> dict[str, pa.Table]:
     located: dict[str, list[tuple[int, np.ndarray]]] = {}  # reason -> [(part index, rows)]
     parts = st.parts(REMOVED)
     for i, part in enumerate(parts):
-        reasons = pq.read_table(part, columns=[schema.REASON]).column(schema.REASON).combine_chunks()
+        reasons = storage.read_table(part, columns=[schema.REASON]).column(schema.REASON).combine_chunks()
         encoded = pc.dictionary_encode(pc.fill_null(reasons, ""))
         codes = encoded.indices.to_numpy(zero_copy_only=False)
         for code, reason in enumerate(encoded.dictionary.to_pylist()):
@@ -112,10 +111,10 @@ class Cluster:
 def largest_clusters(st: StageOutput, n: int = 3, members: int = 3) -> list[Cluster]:
     """The `n` largest duplicate clusters, each with up to `members` of its documents."""
     parts = [p for side in (KEPT, REMOVED) for p in st.parts(side)
-             if {"dup_cluster", "dup_size"} <= set(pq.read_schema(p).names)]
+             if {"dup_cluster", "dup_size"} <= set(storage.read_schema(p).names)]
     cols: dict[str, list[np.ndarray]] = {"cluster": [], "size": [], "part": [], "row": []}
     for i, part in enumerate(parts):
-        t = pq.read_table(part, columns=["dup_cluster", "dup_size"])
+        t = storage.read_table(part, columns=["dup_cluster", "dup_size"])
         ok = pc.fill_null(pc.greater_equal(t.column("dup_size"), 2), False)
         ok = pc.and_(ok, pc.is_valid(t.column("dup_cluster"))).to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(ok)

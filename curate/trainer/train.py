@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from curate import storage
 from curate.errors import UserError
 from curate.megatron import Manifest, read_manifest
 from curate.trainer.config import Config, TrainConfig, parse_config
@@ -77,9 +78,8 @@ def save_checkpoint(path: Path, model, optimizer, step: int, config: Config, man
         "rng": {"torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill during save leaves the previous checkpoint intact
+    with storage.Staged(path) as tmp:  # a kill during save leaves the previous checkpoint intact
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path, model, optimizer, config: Config, manifest: Manifest) -> int:

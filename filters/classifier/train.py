@@ -126,21 +126,17 @@ def train(data: Labelled, params: TrainParams, seed: int):
 
 def save_model(model, path: Path) -> None:
     """Write the model atomically: a killed run never leaves a half-written model behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    from curate import storage
+
+    with storage.Staged(Path(path)) as tmp:
         model.save_model(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_card(path: Path, card: dict) -> Path:
-    from curate.worker import atomic_write_json
+    from curate import storage
 
     target = card_path(path)
-    atomic_write_json(target, card)
+    storage.write_json(target, card)
     return target
 
 

@@ -31,13 +31,11 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from curate import schema
+from curate import schema, storage
 from curate.stages.dedup import minhash, steps
 from curate.config import Section
-from curate.worker import atomic_write_json
 from curate.stage import Result, Stage, merge_counters, split
 
 STEPS = ("sign", "bucket", "attach", "compare", "exact", "contract", "decide")
@@ -80,16 +78,16 @@ class DedupConfig(Section):
 def make_job(config: DedupConfig, work_dir: Path, input_dir: Path, workers: int) -> steps.DedupJob:
     """The plan of a run, fixed in work_dir/plan.json on the first run so a resumed run (even
     with another --workers) uses the same groups."""
-    parts = sorted(Path(input_dir).glob("part-*.parquet"))
+    parts = sorted(storage.location(input_dir).glob("part-*.parquet"))
     saved = work_dir / "plan.json"
     groups = config.partitions or max(1, min(len(parts), 2 * max(1, workers), 64))
     if saved.is_file():
         groups = json.loads(saved.read_text())["groups"]
-    plan = steps.DedupJob(work=str(work_dir), parts=tuple((p.stem, str(p)) for p in parts), groups=groups,
+    plan = steps.DedupJob(work=work_dir, parts=tuple((p.stem, p) for p in parts), groups=groups,
                       hasher=config.hasher(), threshold=config.threshold, margin=config.margin,
                       max_bucket=config.max_bucket)
     if not saved.is_file():
-        atomic_write_json(saved, {"groups": groups, "parts": [p.stem for p in parts],
+        storage.write_json(saved, {"groups": groups, "parts": [p.stem for p in parts],
                                   "bands": plan.hasher.bands, "rows": plan.hasher.rows})
     return plan
 
@@ -128,7 +126,7 @@ class DedupStage(Stage):
     def prepare(self, ctx) -> None:
         plan = make_job(self.config, ctx.work_dir, ctx.input, ctx.executor.workers)
         self._report = run_steps(plan, ctx.map)
-        atomic_write_json(ctx.work_dir / "steps.json", self._report)
+        storage.write_json(ctx.work_dir / "steps.json", self._report)
 
     def finish(self, ctx) -> dict[str, Any]:
         plan = make_job(self.config, ctx.work_dir, ctx.input, ctx.executor.workers)
@@ -154,12 +152,12 @@ class DedupStage(Stage):
 
     # -- per shard -------------------------------------------------------------------------
     def start_shard(self, name: str) -> None:
-        self._decisions = pq.read_table(self._decisions_dir() / f"{name}.parquet")
+        self._decisions = storage.read_table(self._decisions_dir() / f"{name}.parquet")
 
     def _decisions_dir(self) -> Path:
         if self.work_dir is None:
             raise RuntimeError("dedup: no work directory (prepare() writes the decisions there first)")
-        return Path(self.work_dir) / "decisions"
+        return self.work_dir / "decisions"
 
     def process(self, batch: pa.Table) -> Result:
         if self._decisions is None:  # no shard announced (a direct call): every part's decisions
@@ -185,9 +183,9 @@ def write_pairs(plan: steps.DedupJob, pairs_dir: Path) -> int:
     for i, path in enumerate(steps.verified_files(plan)):
         out = pairs_dir / f"part-{i:05d}.parquet"
         if out.is_file():
-            total += pq.read_metadata(out).num_rows
+            total += storage.read_metadata(out).num_rows
             continue
-        t = pq.read_table(path, columns=["id_a", "id_b", "jaccard"])
-        steps.write_parquet(out, t)
+        t = storage.read_table(path, columns=["id_a", "id_b", "jaccard"])
+        storage.write_parquet(out, t)
         total += t.num_rows
     return total

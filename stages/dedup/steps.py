@@ -2,8 +2,9 @@
 
 Every step is a module-level function of one item (a `DedupJob` and an index) that `ctx.map` runs
 as a Ray task. It reads what the step before wrote under the work directory and writes its own
-files atomically, then a done-file listing them; an item whose done-file and files exist is
-skipped, so a killed run resumes where it stopped and a deleted intermediate file is rebuilt.
+files atomically, then a done-file listing them (`curate.storage.resumable`); an item whose
+done-file and files exist is skipped, so a killed run resumes where it stopped and a deleted
+intermediate file is rebuilt.
 
 Documents are named by a 64-bit key, `part_no << 32 | row`. A part belongs to group
 `part_no % groups`; every shuffle writes one file per (destination group, source item), so a
@@ -23,8 +24,6 @@ group's worker reads only its own files. The steps, in order:
 from __future__ import annotations
 
 import ctypes
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from curate import storage
 from curate.stages.dedup import components, minhash
-from curate.worker import PARQUET_OPTS, atomic_write_json
 from curate.stage import merge_counters
+from curate.storage import write_parquet
 
 ROW_BITS = 32
 ROW_MASK = (1 << ROW_BITS) - 1
@@ -49,8 +48,8 @@ PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
 class DedupJob:
     """What every step needs to know; small and picklable."""
 
-    work: str
-    parts: tuple[tuple[str, str], ...]  # (name, input path), index = part number
+    work: storage.PathLike
+    parts: tuple[tuple[str, storage.PathLike], ...]  # (name, input part), index = part number
     groups: int
     hasher: minhash.Hasher
     threshold: float
@@ -58,7 +57,7 @@ class DedupJob:
     max_bucket: int  # buckets up to this size give all pairs, larger ones a star
 
     def path(self, *parts: str) -> Path:
-        return Path(self.work).joinpath(*parts)
+        return self.work.joinpath(*parts)
 
     def group_of(self, keys: np.ndarray) -> np.ndarray:
         return (keys >> ROW_BITS) % self.groups
@@ -73,16 +72,9 @@ class DedupJob:
 
 
 # -- files ---------------------------------------------------------------------------------
-def write_parquet(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, **PARQUET_OPTS)
-    os.replace(tmp, path)
-
-
 def read_all(paths: list[Path], schema: pa.Schema | None = None) -> pa.Table:
     """All rows of `paths` (written by the same step, so of one schema)."""
-    tables = [pq.read_table(p) for p in paths]
+    tables = [storage.read_table(p) for p in paths]
     nonempty = [t for t in tables if t.num_rows]
     if nonempty:
         return pa.concat_tables(nonempty)
@@ -95,20 +87,15 @@ def read_all(paths: list[Path], schema: pa.Schema | None = None) -> pa.Table:
 
 def run_item(plan: DedupJob, step: str, item: str, fn) -> dict:
     """Run `fn() -> (files, stats)` unless a done-file says its files are already there."""
-    done = plan.path("_done", step, f"{item}.json")
-    if done.is_file():
-        record = json.loads(done.read_text())
-        if all(plan.path(f).is_file() for f in record["files"]):
-            record["skipped"] = True
-            return record
-    t0 = time.perf_counter()
-    files, stats = fn()
-    release_memory()
-    record = {"files": [str(Path(f).relative_to(plan.work)) for f in files],
-              "seconds": round(time.perf_counter() - t0, 4), **stats}
-    done.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(done, record)
-    return record
+
+    def work() -> dict:
+        t0 = time.perf_counter()
+        files, stats = fn()
+        release_memory()
+        return {"files": [f.relative_to(plan.work).as_posix() for f in files],
+                "seconds": round(time.perf_counter() - t0, 4), **stats}
+
+    return storage.resumable(plan.path(), f"{step}/{item}", work)
 
 
 def release_memory() -> None:
@@ -151,7 +138,7 @@ def load_fields(plan: DedupJob, keys: np.ndarray, columns: list[str]) -> pa.Tabl
     for chunk in np.split(keys, bounds):
         if chunk.size == 0:
             continue
-        table = pq.read_table(plan.path("sign", f"{part_name(plan, int(chunk[0] >> ROW_BITS))}.parquet"), columns=columns)
+        table = storage.read_table(plan.path("sign", f"{part_name(plan, int(chunk[0] >> ROW_BITS))}.parquet"), columns=columns)
         pieces.append(table.take(pa.array(chunk & ROW_MASK)))
     if not pieces:
         return pa.schema([plan.sig_schema.field(c) for c in columns]).empty_table()
@@ -168,7 +155,7 @@ def load_shingle_sets(plan: DedupJob, keys: np.ndarray) -> tuple[np.ndarray, np.
         if chunk.size == 0:
             continue
         path = plan.parts[int(chunk[0] >> ROW_BITS)][1]
-        texts = pq.read_table(path, columns=["text"]).column("text").take(pa.array(chunk & ROW_MASK))
+        texts = storage.read_table(path, columns=["text"]).column("text").take(pa.array(chunk & ROW_MASK))
         h, n = shingle_sets(plan.hasher, texts)
         all_h.append(h)
         all_n.append(n)
@@ -223,7 +210,7 @@ def sign(args: tuple[DedupJob, int]) -> dict:
     name, path = plan.parts[part_no]
 
     def work():
-        pf = pq.ParquetFile(path)
+        pf = storage.parquet_file(path)
         has_quality = "quality_score" in pf.schema_arrow.names
         columns = ["id", "text"] + (["quality_score"] if has_quality else [])
         tables, entries, row0 = [], [], 0
@@ -349,7 +336,7 @@ PAIR_CHUNK = 1 << 16
 def _chunks(paths: list[Path]):
     """The rows of `paths` as tables of at most PAIR_CHUNK rows."""
     for path in paths:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=PAIR_CHUNK):
+        for batch in storage.parquet_file(path).iter_batches(batch_size=PAIR_CHUNK):
             yield pa.Table.from_batches([batch])
 
 

@@ -22,21 +22,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from curate import schema
+from curate import schema, storage
 from curate.stages.tokenize import bpe, shards
 from curate.config import ResourcePath, Section
 from curate.megatron import Bucket, Manifest, token_dtype, write_manifest
-from curate.worker import atomic_write_bytes
 from curate.stage import Result, Stage, split
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -87,7 +84,7 @@ def _chunks(text: pa.Array, limit: int) -> list[tuple[int, int]]:
 
 def _text_bytes(part: Path) -> int:
     """Text bytes of a part from the Parquet footer alone (uncompressed size of the text column)."""
-    meta = pq.ParquetFile(part).metadata
+    meta = storage.read_metadata(part)
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
     if "text" not in names:
         return 0
@@ -99,13 +96,13 @@ def sample_part(item: dict) -> int:
     """Write the documents of one part whose id hashes below the rate; returns their bytes."""
     import xxhash
 
-    table = pq.read_table(item["part"], columns=["id", "text"])
+    table = storage.read_table(item["part"], columns=["id", "text"])
     threshold = int(item["rate"] * 2**64)
     seed = item["seed"]
     ids = pc.fill_null(table.column("id"), "").to_pylist()
     keep = np.fromiter((xxhash.xxh3_64_intdigest(i.encode(), seed=seed) < threshold for i in ids), bool, len(ids))
     sample = table.select(["text"]).filter(pa.array(keep))
-    shards.write_parquet(sample, Path(item["out"]))
+    storage.write_parquet(item["out"], sample)
     return int(pc.sum(pc.binary_length(sample.column("text"))).as_py() or 0)
 
 
@@ -113,8 +110,8 @@ def train_tokenizer(item: dict) -> str:
     """Train on the sample files in name order (a Ray task: one Rayon thread, see curate.stages.tokenize.bpe)."""
 
     def texts():
-        for path in sorted(Path(item["dir"]).glob("*.parquet")):
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=1000, columns=["text"]):
+        for path in sorted(item["dir"].glob("*.parquet")):
+            for batch in storage.parquet_file(path).iter_batches(batch_size=1000, columns=["text"]):
                 yield from (t for t in batch.column(0).to_pylist() if t)
 
     return bpe.train(texts(), item["vocab_size"], item["min_frequency"], item["eos"])
@@ -122,7 +119,7 @@ def train_tokenizer(item: dict) -> str:
 
 def _bucket_order(input_dir: Path | None) -> list[str]:
     """The curriculum order the bucket stage recorded in its _stats.json, if tokenize reads it."""
-    stats = Path(input_dir) / "_stats.json" if input_dir else None
+    stats = input_dir / "_stats.json" if input_dir else None
     if stats is None or not stats.is_file():
         return []
     return list(json.loads(stats.read_text()).get("bucket_order", []))
@@ -136,7 +133,7 @@ class TokenizeStage(Stage):
 
     def __init__(self, config: TokenizeConfig, work_dir: Path | None = None):
         super().__init__(config, work_dir)
-        self.shards_dir = Path(work_dir).parent if work_dir is not None else None
+        self.shards_dir = work_dir.parent if work_dir is not None else None
         path = self.shards_dir / TOKENIZER_FILE if self.shards_dir is not None else None
         if path is None or not path.is_file():
             path = config.tokenizer  # the driver's instance exists before prepare() writes the file
@@ -146,21 +143,21 @@ class TokenizeStage(Stage):
         cfg = self.config
         target = ctx.stage_dir / TOKENIZER_FILE
         if cfg.tokenizer is not None:
-            data = Path(cfg.tokenizer).read_bytes()
+            data = cfg.tokenizer.read_bytes()
             if not target.is_file() or target.read_bytes() != data:
-                atomic_write_bytes(target, data)
+                storage.write_bytes(target, data)
         elif not target.is_file():  # a resumed run keeps the tokenizer it trained
-            parts = sorted(Path(ctx.input).glob("part-*.parquet"))
+            parts = sorted(ctx.input.glob("part-*.parquet"))
             total = sum(_text_bytes(p) for p in parts)
             rate = min(1.0, cfg.train_mb * (1 << 20) / total) if total else 1.0
             sample_dir = ctx.work_dir / "train-sample"
-            ctx.map(sample_part, [{"part": str(p), "rate": rate, "seed": cfg.seed, "out": str(sample_dir / p.name)}
+            ctx.map(sample_part, [{"part": p, "rate": rate, "seed": cfg.seed, "out": sample_dir / p.name}
                                   for p in parts], "tokenize: sample")
-            text = ctx.map(train_tokenizer, [{"dir": str(sample_dir), "vocab_size": cfg.vocab_size,
+            text = ctx.map(train_tokenizer, [{"dir": sample_dir, "vocab_size": cfg.vocab_size,
                                               "min_frequency": cfg.min_frequency, "eos": cfg.eos_token}],
                            "tokenize: train")[0]
-            atomic_write_bytes(target, text.encode())
-            shutil.rmtree(sample_dir, ignore_errors=True)
+            storage.write_bytes(target, text.encode())
+            storage.remove_tree(sample_dir)
         self.loaded = bpe.load(target, cfg.eos_token)
 
     def process(self, batch: pa.Table) -> Result:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from curate import storage
+
 DEFAULT_EOS = "<|endoftext|>"
 
 
@@ -51,7 +53,7 @@ def load(path: str | Path, eos: str = DEFAULT_EOS) -> Loaded:
     from tokenizers import Tokenizer
 
     try:
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_str(storage.location(path).read_text(encoding="utf-8"))
     except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
         raise ValueError(f"{path}: not a tokenizers JSON file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
     eos_id = tokenizer.token_to_id(eos)

@@ -18,17 +18,16 @@ in three steps, each a pure function of its inputs, so two runs give byte-identi
    writes .parquet, .bin and .idx (each atomically), then its done-file, then drops its spill files.
 
 A task holds one input part or one output shard in memory, never a bucket. Done-files under
-`work/` let a killed finish resume where it stopped; they are only trusted for the same plan
-(its digest is in work/plan.json; a different plan clears them and the old bucket folders).
+`work/_done/` (curate.storage) let a killed finish resume where it stopped; they are only trusted
+for the same plan (its digest is in work/plan.json; a different plan clears them and the old
+bucket folders).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +36,9 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from curate import storage
 from curate.megatron import IndexedDatasetWriter, ShardFile
-from curate.worker import PARQUET_OPTS, atomic_write_json
 
 UNBUCKETED = "all"  # the bucket of documents that reached tokenize without a bucket stage
 SHARD_COLUMNS = ("id", "tokens", "bucket", "source", "lang")
@@ -80,8 +78,8 @@ class ShardLayout:
 
 
 def _part_columns(path: Path) -> tuple[pa.Array, np.ndarray]:
-    names = pq.read_schema(path).names
-    table = pq.read_table(path, columns=[c for c in ("bucket", "token_count") if c in names])
+    names = storage.read_schema(path).names
+    table = storage.read_table(path, columns=[c for c in ("bucket", "token_count") if c in names])
     if "bucket" in names:
         bucket = pc.fill_null(pc.cast(table.column("bucket").combine_chunks(), pa.string()), UNBUCKETED)
     else:
@@ -146,29 +144,16 @@ def make_layout(parts: list[Path], order: list[str], shard_tokens: int, shuffle:
 # --- the tasks (module-level functions, so Ray pickles them by reference) --------------------------
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write under a temp name, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, **PARQUET_OPTS)
-    os.replace(tmp, path)
-
-
-def _mark_done(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, obj)
-
-
-def scatter(item: dict) -> int:
+def scatter(item: dict) -> dict:
     """Split one input part into the spill files of the output shards it feeds."""
-    done = Path(item["done"])
-    if done.is_file():
-        return 0
+    return storage.resumable(item["work"], f"scatter/{item['name']}", lambda: _scatter(item))
+
+
+def _scatter(item: dict) -> dict:
     bucket, shard, pos = item["bucket"], item["shard"], item["pos"]
     if bucket.size == 0:  # every document of the part was removed
-        _mark_done(done, {"documents": 0})
-        return 0
-    table = pq.read_table(item["part"], columns=["id", "tokens", "source", "lang"])
+        return {"documents": 0}
+    table = storage.read_table(item["part"], columns=["id", "tokens", "source", "lang"])
     order = np.lexsort((pos, shard, bucket))
     key = bucket[order].astype(np.int64) << 32 | shard[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -176,18 +161,20 @@ def scatter(item: dict) -> int:
         rows = order[a:z]
         piece = table.take(pa.array(rows)).append_column("pos", pa.array(pos[rows], pa.int32()))
         name, k = item["buckets"][bucket[rows[0]]], int(shard[rows[0]])
-        write_parquet(piece, Path(item["spill"]) / name / f"{k:05d}" / f"{item['name']}.parquet")
-    _mark_done(done, {"documents": int(order.size)})
-    return int(order.size)
+        storage.write_parquet(item["spill"] / name / f"{k:05d}" / f"{item['name']}.parquet", piece)
+    return {"documents": int(order.size)}
 
 
 def gather(item: dict) -> dict:
     """Write one output shard from its spill files: .parquet, .bin and .idx, then its done-file."""
-    done = Path(item["done"])
-    if done.is_file():
-        return json.loads(done.read_text())
-    spill = Path(item["spill"])
-    pieces = [pq.read_table(spill / f"{name}.parquet") for name in item["parts"]]
+    record = storage.resumable(item["work"], f"gather/{item['prefix']}", lambda: _gather(item))
+    storage.remove_tree(item["spill"])  # only once committed: until then a retry reads them
+    return record
+
+
+def _gather(item: dict) -> dict:
+    spill = item["spill"]
+    pieces = [storage.read_table(spill / f"{name}.parquet") for name in item["parts"]]
     table = pa.concat_tables(pieces)
     table = table.take(pc.sort_indices(table, [("pos", "ascending")]))
     if not np.array_equal(table.column("pos").to_numpy(), np.arange(item["documents"])):
@@ -197,16 +184,13 @@ def gather(item: dict) -> dict:
     lengths = pc.list_value_length(tokens).to_numpy()
     if flat.size != item["tokens"]:
         raise RuntimeError(f"{item['prefix']}: {flat.size} tokens, the plan says {item['tokens']}")
-    prefix = Path(item["out"]) / item["prefix"]
+    prefix = item["out"] / item["prefix"]
     out = table.select(["id", "tokens", "source", "lang"])
     out = out.add_column(2, "bucket", pa.repeat(pa.scalar(item["bucket"], pa.string()), out.num_rows))
-    write_parquet(out.select(list(SHARD_COLUMNS)), prefix.with_name(prefix.name + ".parquet"))
+    storage.write_parquet(prefix.with_name(prefix.name + ".parquet"), out.select(list(SHARD_COLUMNS)))
     with IndexedDatasetWriter(prefix, item["dtype"]) as writer:
         writer.add_documents(flat, lengths)
-    result = {"documents": int(lengths.size), "tokens": int(flat.size)}
-    _mark_done(done, result)
-    shutil.rmtree(spill, ignore_errors=True)
-    return result
+    return {"documents": int(lengths.size), "tokens": int(flat.size)}
 
 
 # --- the driver side ---------------------------------------------------------------------------------
@@ -219,32 +203,32 @@ def _reset_if_stale(plan: ShardLayout, out: Path, work: Path) -> None:
         if old.get("digest") == plan.digest:
             return
         for name in old.get("buckets", []):
-            shutil.rmtree(out / name, ignore_errors=True)
-    shutil.rmtree(work, ignore_errors=True)
+            storage.remove_tree(out / name)
+    storage.remove_tree(work)
     work.mkdir(parents=True)
-    atomic_write_json(record, {"digest": plan.digest, "buckets": plan.buckets})
+    storage.write_json(record, {"digest": plan.digest, "buckets": plan.buckets})
 
 
 def build(plan: ShardLayout, out: Path, work: Path, dtype: str, map_fn: Callable = None) -> dict[str, list[ShardFile]]:
     """Run scatter and gather with `map_fn(fn, items)` (ctx.map, or a plain map in tests);
     returns each bucket's files in order."""
     map_fn = map_fn or (lambda fn, items, desc="": [fn(i) for i in items])
-    out, work = Path(out), Path(work)
+    out, work = storage.location(out), storage.location(work)
     _reset_if_stale(plan, out, work)
     spill = work / "spill"
     map_fn(scatter, [
-        {"part": str(path), "name": path.stem, "buckets": plan.buckets, "bucket": b, "shard": s, "pos": p,
-         "spill": str(spill), "done": str(work / "scattered" / f"{path.stem}.json")}
+        {"part": path, "name": path.stem, "buckets": plan.buckets, "bucket": b, "shard": s, "pos": p,
+         "spill": spill, "work": work}
         for path, (b, s, p) in zip(plan.parts, plan.assignment)
     ], "tokenize: scatter")
     items = [
         {"bucket": sh.bucket, "prefix": sh.prefix, "documents": sh.documents, "tokens": sh.tokens,
-         "parts": [plan.parts[i].stem for i in sh.parts], "spill": str(spill / sh.bucket / f"{sh.index:05d}"),
-         "out": str(out), "dtype": dtype, "done": str(work / "gathered" / f"{sh.prefix}.json")}
+         "parts": [plan.parts[i].stem for i in sh.parts], "spill": spill / sh.bucket / f"{sh.index:05d}",
+         "out": out, "dtype": dtype, "work": work}
         for sh in plan.shards
     ]
     results = map_fn(gather, items, "tokenize: gather")
-    shutil.rmtree(spill, ignore_errors=True)  # only empty folders are left once every shard is gathered
+    storage.remove_tree(spill)  # only empty folders are left once every shard is gathered
     files: dict[str, list[ShardFile]] = {name: [] for name in plan.buckets}
     for sh, res in zip(plan.shards, results):
         files[sh.bucket].append(ShardFile(f"{sh.prefix}.bin", f"{sh.prefix}.idx", f"{sh.prefix}.parquet",
