@@ -234,7 +234,7 @@ def test_store_mistakes_end_with_one_line_before_ray_starts(s3_server, tmp_path,
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2, r.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
-    assert time.monotonic() - t0 < 60
+    assert time.monotonic() - t0 < 20  # two attempts at the endpoint, not the run's eight (48 s)
 
 
 def test_config_resources_may_be_uris(s3_server, tmp_path, monkeypatch):
