@@ -117,11 +117,22 @@ def test_discovery_is_deterministic_and_shards_bounded(tmp_path):
     src = tmp_path / "corpus"
     make_inputs(src)
     a, b = discover.discover(src), discover.discover(src)
-    assert a == b and [f.rel for f in a] == sorted(f.rel for f in a) or True
+    assert a == b and [f.rel for f in a] == sorted(f.rel for f in a)
     shards = discover.shard(a, 200)
     assert sum(len(s) for s in shards) == len(a)
     for s in shards:
         assert len(s) == 1 or sum(f.size for f in s) <= 200
+
+
+def test_a_column_declared_but_not_measured_upstream_is_the_next_stage_s_signal(tmp_path):
+    """extract's parts declare `lang_score` (all null): langid measures it, so its histogram
+    belongs in langid's ledger, while quality must not count langid's values as its own."""
+    from curate import ledger
+
+    declared = pa.table({"lang_score": pa.nulls(3, pa.float32()), "gopher_words": pa.array([1.0, None, 3.0], pa.float32())})
+    pq.write_table(declared, tmp_path / "part-00000.parquet")
+    pq.write_table(declared.slice(0, 0), tmp_path / "part-00001.parquet")
+    assert ledger.part_signals(tmp_path) == {"gopher_words"}
 
 
 class LosingStage(Stage):
