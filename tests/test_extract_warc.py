@@ -115,6 +115,16 @@ def test_truncated_file_keeps_what_was_read(tmp_path, gz, keep):
     assert [u["origin"] for u in us] == [f"{path.name}#{i}" for i in range(1, len(us) + 1)]
 
 
+@pytest.mark.parametrize("keep", [0.5, 0.8, 0.999])
+def test_a_file_compressed_as_one_gzip_member_and_cut_is_truncated(tmp_path, keep):
+    """The cut check reads on from the last record's gzip member; where the whole file is one
+    member (record offsets are not member offsets) it reads from the top."""
+    data = gzip.compress(build_warc(gz=False))
+    path = tmp_path / "one-member.warc.gz"
+    path.write_bytes(data[: int(len(data) * keep)])
+    assert units(path)[-1]["error"] == "extract:warc:truncated"
+
+
 def test_wrong_content_length_resynchronises(tmp_path):
     data = build_warc(gz=False)
     # the second record claims 40 bytes fewer than it has: FastWARC stops, warcio skips ahead

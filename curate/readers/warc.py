@@ -129,10 +129,13 @@ class ShortRecord(IOError):
     """FastWARC delivered less than a record's Content-Length: cut, or framed wrongly."""
 
 
-def _fastwarc_records(f, short_is_error: bool) -> Iterator[Record]:
+def _fastwarc_records(f, short_is_error: bool, last_pos: list[int]) -> Iterator[Record]:
+    """FastWARC's records; `last_pos[0]` follows the offset where the latest record starts (in a
+    .warc.gz, where its gzip member starts)."""
     from fastwarc.warc import ArchiveIterator
 
     for r in ArchiveIterator(f, parse_http=False, auto_decode="none"):
+        last_pos[0] = r.stream_pos
         rec_type = str(r.record_type)
         block, too_large = _read_limited(r.reader) if _wants_body(rec_type) else (None, False)
         cut_short = block is not None and not too_large and len(block) < r.content_length
@@ -141,15 +144,23 @@ def _fastwarc_records(f, short_is_error: bool) -> Iterator[Record]:
         yield _record(rec_type, r.headers.get, block, too_large, cut_short)
 
 
-def _gzip_cut(path: Path) -> bool:
-    """Whether a gzip file ends before its last member does (a quick, streamed check)."""
+def _gzip_cut(path: Path, start: int = 0) -> bool:
+    """Whether a gzip file ends before its last member does, checked from offset `start` (the
+    last record's member: the members before it were read whole already, so the file is not
+    read twice). From the top where `start` is not where a member begins."""
     with path.open("rb") as f:
         if f.read(2) != b"\x1f\x8b":
             return False
+        if start:
+            f.seek(start)
+            if f.read(2) != b"\x1f\x8b":
+                start = 0
     try:
-        with path.open("rb") as raw, gzip.open(raw, "rb") as g:
-            while g.read(1 << 22):
-                pass
+        with path.open("rb") as raw:
+            raw.seek(start)
+            with gzip.open(raw, "rb") as g:
+                while g.read(1 << 22):
+                    pass
     except EOFError:
         return True
     except (OSError, zlib.error):
@@ -170,13 +181,13 @@ def records(path: Path) -> Iterator[Record]:
         return
     with path.open("rb") as f:
         lz4 = f.read(4) == LZ4_MAGIC  # warcio reads no LZ4: FastWARC has the last word there
-    done = 0
+    done, last_pos = 0, [0]
     try:
         with path.open("rb") as f:
-            for rec in _fastwarc_records(f, short_is_error=not lz4):
+            for rec in _fastwarc_records(f, short_is_error=not lz4, last_pos=last_pos):
                 done += 1
                 yield rec
-        if _gzip_cut(path):  # FastWARC ends quietly where a file is cut inside a member header
+        if _gzip_cut(path, last_pos[0]):  # FastWARC ends quietly where a file is cut inside a member header
             raise EOFError("the gzip stream ends inside a member")
         return
     except Exception as exc:
