@@ -94,7 +94,7 @@ def _seven_bit_cjk(data: bytes) -> str | None:
     """The escape encoding of 7-bit CJK text (ISO-2022-JP, ISO-2022-KR, HZ), or None. The codec must
     also decode the head without an error, which ASCII that merely contains the sequences fails."""
     head = data[:DETECT_BYTES]
-    if max(head, default=0) >= 0x80:
+    if not head.isascii():
         return None
     if _ISO2022_KR.search(head):
         candidates: tuple[str, ...] = ("iso2022_kr",)
