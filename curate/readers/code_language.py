@@ -357,19 +357,19 @@ def looks_like_code(text: str) -> bool:
     sentences = sum(1 for line in lines if len(line.split()) >= 6 and line[-1] in _SENTENCE_END)
     if symbols / visible <= MIN_SYMBOL_SHARE or sentences >= MAX_SENTENCE_LINE_SHARE * len(lines):
         return False
-    return not _font_encoded_prose(head, lines)
+    return not _font_encoded_prose(head, lines, visible)
 
 
-def _font_encoded_prose(head: str, lines: list[str]) -> bool:
+def _font_encoded_prose(head: str, lines: list[str], visible: int) -> bool:
     """Prose written in a legacy font encoding (the glyphs of Devanagari, Ethiopic, Burmese or
     Cyrillic on ASCII codes) decodes as words full of symbols. It shows none of code's line
     structure (under 10% of lines; 0-6% in the UDHR files, more in 98% of the linguist code
     samples), and the symbols are letters in disguise: brackets that do not nest (30% or more
-    unmatched; 38-97% in those files) or a symbol share that comes from underscores between non-ASCII letters."""
+    unmatched; 38-97% in those files), or a symbol share that comes from underscores between
+    non-ASCII letters."""
     if sum(1 for line in lines if _CODE_LINE.search(line)) >= MIN_CODE_LINE_SHARE * len(lines):
         return False
-    visible = len(head) - sum(head.count(c) for c in " \t\n\r")
-    operators = sum(head.count(c) for c in _CODE_SYMBOLS) - head.count("_") + len(_IDENTIFIER_UNDERSCORE.findall(head))
+    operators = sum(head.count(c) for c in _CODE_SYMBOLS if c != "_") + len(_IDENTIFIER_UNDERSCORE.findall(head))
     if operators / visible <= MIN_SYMBOL_SHARE:
         return True  # the share came from underscores that join no identifier
     brackets = _BRACKETS.findall(head)
