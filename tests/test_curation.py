@@ -46,9 +46,9 @@ def test_python_docs_kept_and_not_shredded(chain, corpora):
     root = ev.reference_sets(corpora)["python-docs"][0]
     outcome = ev.run_set(chain, [root])
     f = outcome.figures()
-    # 433 of 530 pages and 91.9% of the characters; the rest: index pages, the table of contents,
-    # chapter stubs of a few lines and pages under 80 words (CURATION.md)
-    assert f["doc_share"] >= 0.8 and f["char_share"] >= 0.9, f
+    # 442 of 530 pages and 92.4% of the characters; the rest: 34 index and navigation pages, 35
+    # chapter landing pages of a sentence or three, 7 stubs, 12 reference pages (CURATION.md)
+    assert f["doc_share"] >= 0.82 and f["char_share"] >= 0.91, f
     mid = ev.mid_sentence(outcome, root)
     assert mid["lines"] > 10_000 and mid["share"] <= 0.02, mid
 
@@ -68,7 +68,7 @@ def test_dclm_human_labels(chain, corpora):
 
     d = ev.dclm(chain, corpora)
     assert d["good"] == 152 and d["bad"] == 129
-    assert d["good_kept_share"] >= 0.9, d  # 137 of 152
+    assert d["good_kept_share"] >= 0.9, d  # 138 of 152
     assert d["bad_removed_share"] >= 0.65, d  # 89 of 129 (the target, 0.75, is not met: CURATION.md)
 
 

@@ -15,6 +15,7 @@ import pytest
 from curate import schema
 from curate.filters import FILTERS
 from curate.filters.base import Rule
+from curate.filters.gopher_repetition import DUP_N
 from curate.stages.quality import QualityConfig, QualityStage
 from curate.text.stats import Docs, Pieces, strip
 from curate.text.words import WordSplitter
@@ -284,6 +285,37 @@ def test_c4_keeps_lines_in_other_scripts():
     text = "这是第一句话，很好。\n这是第二句话。再来一句！"
     signals = measure("c4", [text], lang=["zh"])
     assert signals["c4_kept_lines"][0] == 2 and signals["c4_sentences"][0] == 3
+
+
+def test_c4_lines_may_close_a_quote_or_bracket_after_the_terminal():
+    lines = ["He said it twice and meant it (he did.)", "She answered with one word: “Never.”",
+             "Il a demandé : « Pourquoi pas\u202f? »", "A menu item (with a note)", "A title with a “quote”"]
+    s = measure("c4", ["\n".join(lines), "彼は言いました。「そうです。」"], lang=["en", "ja"])
+    assert s["c4_kept_lines"].tolist() == [3, 1]  # not the last two: no terminal before the closer
+    # the fineweb preset's C4 keeps datatrove's line rules: no end-punctuation rule at all
+    assert measure("c4", ["\n".join(lines)], end_punctuation=False)["c4_kept_lines"][0] == 5
+
+
+def test_gopher_repetition_keeps_formulaic_reference_text():
+    """API reference repeats a formula per entry (c-api/mapping.html: 30% of its characters in
+    repeated 5-grams); the paper's limits remove such pages, curate's (three times them) keep
+    them, and text that repeats itself outright still goes."""
+    ops = ["adding", "subtracting", "multiplying", "dividing", "raising", "shifting", "masking", "joining"]
+    notes = ["Integers of any size are accepted, and floats are converted first.",
+             "The order of the operands matters here, unlike for addition.",
+             "Sequences repeat when one operand is an integer and the other a list.",
+             "Division by zero raises ZeroDivisionError before anything is returned.",
+             "A third argument would give the modulus, as the built-in pow() takes it.",
+             "Negative shift counts raise ValueError, large ones give zero.",
+             "Both operands must be integers or sets of the same kind.",
+             "Strings and bytes cannot be mixed in one call of this function."]
+    entry = ("PyObject *PyNumber_{op}(PyObject *o1, PyObject *o2)\nReturn value: New reference.\n"
+             "Returns the result of {verb} o1 and o2 (o1 {sym} o2 in Python), or NULL on failure. {note}")
+    text = "\n".join(entry.format(op=v.title(), verb=v, sym=s, note=n) for v, s, n in zip(ops, "+-*/^<&|", notes))
+    assert fired("gopher_repetition", [text]) == [None]
+    paper = {f"max_dup_{n}_gram_frac": t for n, t in DUP_N.items()}
+    assert fired("gopher_repetition", [text], **paper)[0].startswith("max_dup_")
+    assert fired("gopher_repetition", [" ".join(["the same sentence is said again and again"] * 12)])[0] is not None
 
 
 # -- FineWeb --------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Web pages lie about their charset often enough that a declaration is a hint, not
 bytes that are valid UTF-8 (with non-ASCII in them) are UTF-8 whatever an 8-bit label says,
 because 8-bit text almost never forms valid multi-byte sequences by accident. Only labels
 whose bytes UTF-8 would misread (UTF-16/32, the 7-bit ISO-2022 family) are trusted first.
+Unlabelled 7-bit text in one of those escape encodings (ISO-2022-JP/KR, HZ) reads as valid
+ASCII, so UTF-8 would take it as it is; their shift sequences give them away first.
 """
 
 from __future__ import annotations
@@ -79,6 +81,39 @@ def looks_binary(data: bytes, sample: int = 8192) -> bool:
     return control > 0.05 * len(head)
 
 
+# Shifts into the double-byte sets of the 7-bit CJK encodings Python decodes: ISO-2022-JP's
+# designations (ESC $ B, ESC $ ( D, ...), ISO-2022-KR's (ESC $ ) C) -- plain ASCII holds no such
+# ESC -- and HZ's ~{ ... ~} runs of byte pairs (RFC 1843).
+_ISO2022_JP = re.compile(rb"\x1b\$(?:[@AB]|\([CDOPQ])")
+_ISO2022_KR = re.compile(rb"\x1b\$\)C")
+_HZ_RUN = re.compile(rb"~\{((?:[\x21-\x7e]{2})+)~\}")
+MIN_HZ_BYTES = 20  # ten double-byte characters, so that a stray ~{..~} in ASCII does not count
+
+
+def _seven_bit_cjk(data: bytes) -> str | None:
+    """The escape encoding of 7-bit CJK text (ISO-2022-JP, ISO-2022-KR, HZ), or None. The codec must
+    also decode the head without an error, which ASCII that merely contains the sequences fails."""
+    head = data[:DETECT_BYTES]
+    if not head.isascii():
+        return None
+    if _ISO2022_KR.search(head):
+        candidates: tuple[str, ...] = ("iso2022_kr",)
+    elif _ISO2022_JP.search(head):
+        candidates = ("iso2022_jp_2", "iso2022_jp_2004", "iso2022_jp_ext")
+    elif sum(map(len, _HZ_RUN.findall(head))) >= MIN_HZ_BYTES:
+        candidates = ("hz",)
+    else:
+        return None
+    whole_lines = head[:head.rfind(b"\n") + 1] or head  # a cut shift sequence is no error
+    for enc in candidates:
+        try:
+            whole_lines.decode(enc)
+            return enc
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
 # C0 controls other than tab, newline, form feed, carriage return and escape.
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
 
@@ -106,8 +141,9 @@ def _detect(data: bytes) -> str | None:
 def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
     """Return (text, encoding used). Never raises: undecodable bytes become U+FFFD.
 
-    Order: BOM; a declared encoding UTF-8 cannot stand in for; UTF-8 (also when only a few
-    bytes are broken); the declared encoding; charset detection; cp1252 with replacement.
+    Order: BOM; a declared encoding UTF-8 cannot stand in for; a 7-bit CJK escape encoding
+    its shift sequences show; UTF-8 (also when only a few bytes are broken); the declared
+    encoding; charset detection; cp1252 with replacement.
     """
     for bom, enc in BOMS:
         if data.startswith(bom):
@@ -115,6 +151,9 @@ def decode(data: bytes, declared: str | None = None) -> tuple[str, str]:
     enc = _known(declared)
     if enc in TRUST_FIRST:
         return data.decode(enc, errors="replace"), enc
+    escaped = _seven_bit_cjk(data)
+    if escaped:
+        return data.decode(escaped, errors="replace"), escaped
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
