@@ -4,8 +4,10 @@ A unit is one document-to-be: a plain file, a JSONL line, a WARC record, a Parqu
 do only I/O (open, decompress, split a container into records); decoding and parsing happen in
 `curate.stages.extract`, so extraction can be tested and timed without files.
 
-Each reader module registers a `Reader` with the file extensions it owns. `detect` picks the
-reader by extension; files with no or an unknown extension are sniffed.
+Each reader module registers a `Reader` with the file extensions it owns. `by_extension` picks
+the reader by extension; files with no or an unknown extension are sniffed. A reader of a
+user's own is a `Reader` in a plugin (curate.registry registers it): its extensions, sniffer and
+directory claim take part in the same dispatch, in every process of the run.
 """
 
 from __future__ import annotations
@@ -115,6 +117,11 @@ def _load_builtin() -> None:
     # Extraction formats; their sniffers look for distinct heads (WARC/ARC records, <html>,
     # \documentclass or a tarball), and plain text, always sniffed last, claims what is left.
     from curate.readers import warc, html, latex, code  # noqa: F401
+
+
+def builtin() -> set[str]:
+    """The formats curate itself reads (a plugin reader may not take one of these names)."""
+    return {fmt for fmt, reader in loaded().items() if reader.read.__module__.startswith("curate.readers.")}
 
 
 def by_extension(name: str) -> Reader | None:

@@ -65,9 +65,16 @@ class BoundRule:
 
 
 def filter_classes() -> dict[str, type]:
-    """Quality filter name -> class (curate.filters.FILTERS), in the default order."""
+    """Quality filter name -> class (curate.filters.FILTERS, installed plugins included), in the
+    default order. A plugin that no longer imports leaves its rules out, not the report."""
+    from curate import registry
+    from curate.errors import UserError
     from curate.filters import FILTERS
 
+    try:
+        registry.load_installed()
+    except UserError:
+        pass
     return dict(FILTERS)
 
 
