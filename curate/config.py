@@ -180,7 +180,7 @@ def _plugin_of(loc: tuple) -> str:
         plugin = registry.plugins("filter").get(str(loc[1]))
     if plugin is None and len(loc) > 1:
         plugin = registry.plugins("stage").get(str(loc[0]))
-    return f" ({plugin.describe()})" if plugin is not None else ""
+    return f"; in the section of {plugin.describe()}" if plugin is not None else ""
 
 
 class Pipeline:
