@@ -28,6 +28,8 @@ CORPUS = {
                  "https://a.example/1\n"
                  '2,"Buy cheap pills now, spam offers and more spam deals for everyone reading this page today.",'
                  "https://b.example/2\n"
+                 '5,"THIS ROW IS WRITTEN ALL IN CAPITAL LETTERS, AS IF SHOUTED ACROSS THE HARBOUR.",'
+                 "https://e.example/5\n"
                  "3,short,https://c.example/3\n"
                  "4,,https://d.example/4\n",
     "more.jsonl": json.dumps({"text": "Growing vegetables needs good soil, water and patience; spam is a canned meat."})
@@ -35,12 +37,35 @@ CORPUS = {
 }
 PIPELINE = """
 stages: [extract, length, quality]   # a plugin stage between two built-in ones
+plugins: [shouty_plugin:ShoutyFilter]   # a filter named by import path, beside the installed ones
 run: {workers: 1}
 length: {min_chars: 20}
 quality:
-  filters: [url, blockwords]   # a built-in filter and the plugin's, in this order
+  filters: [url, blockwords, shouty]   # a built-in filter and the plugins', in this order
   blockwords: {words: [spam, pills], max_hits: 1}
 """
+SHOUTY = '''
+import pyarrow.compute as pc
+
+from curate.filters.base import Filter, FilterConfig, Rule
+from curate.text.stats import ratio, to_numpy
+
+
+class ShoutyConfig(FilterConfig):
+    max_caps: float | None = 0.5
+
+
+class ShoutyFilter(Filter):
+    name = "shouty"
+    Config = ShoutyConfig
+    rules = (Rule("caps", "shouty_caps", "gt", "max_caps"),)
+    signals = ("shouty_caps",)
+
+    def measure(self, docs):
+        upper = to_numpy(pc.count_substring_regex(docs.text, r"\\p{Lu}"))
+        letters = to_numpy(pc.count_substring_regex(docs.text, r"\\pL"))
+        return {"shouty_caps": ratio(upper, letters)}
+'''
 CRASHY = '''
 from curate.filters.base import Filter, FilterConfig, Rule
 
@@ -71,6 +96,7 @@ def site(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr
     assert (target / "curate_example").is_dir() and list(target.glob("curate_example_plugin-*.dist-info"))
     (target / "crashy_plugin.py").write_text(CRASHY)
+    (target / "shouty_plugin.py").write_text(SHOUTY)
     return target
 
 
@@ -83,6 +109,7 @@ def env(site):
 def registered(site, monkeypatch):
     """This process sees the example package; every registration is undone afterwards."""
     monkeypatch.syspath_prepend(str(site))
+    readers.loaded()  # the built-in readers are part of what is restored
     saved = dict(registry.PLUGINS), dict(FILTERS), dict(readers.REGISTRY), registry._installed_loaded
     registry._installed_loaded = False
     yield
@@ -116,15 +143,16 @@ def test_example_package_runs_end_to_end(tmp_path, env):
     for s in stats.values():
         assert s["docs_in"] == s["docs_out"] + sum(s["removed"].values())
     # the reader: four CSV rows and a JSONL line; the row without text is removed with its reason
-    assert (stats["extract"]["docs_in"], stats["extract"]["removed"]) == (5, {"extract:error:csv:no_text": 1})
+    assert (stats["extract"]["docs_in"], stats["extract"]["removed"]) == (6, {"extract:error:csv:no_text": 1})
     assert stats["length"]["removed"] == {"length:too_short": 1}
-    assert stats["quality"]["removed"] == {"quality:blockwords:blocked_words": 1}
+    assert stats["quality"]["removed"] == {"quality:blockwords:blocked_words": 1, "quality:shouty:caps": 1}
     assert stats["length"]["counters"]["length_chars_kept"] > 0
 
     kept = pq.read_table(out / "quality" / "part-00000.parquet")
-    removed = pq.read_table(out / "quality" / "removed" / "part-00000.parquet")
-    assert removed.column("url").to_pylist() == ["https://b.example/2"]
-    assert removed.column("blockwords_hits").to_pylist() == [3.0]  # pills, spam, spam
+    removed = pq.read_table(out / "quality" / "removed" / "part-00000.parquet").sort_by("url")
+    assert removed.column("url").to_pylist() == ["https://b.example/2", "https://e.example/5"]
+    assert removed.column("blockwords_hits").to_pylist() == [3.0, 0.0]  # pills, spam, spam
+    assert removed.column("shouty_caps").to_pylist()[1] == 1.0
     assert sorted(kept.column("blockwords_hits").to_pylist()) == [0.0, 1.0]  # stored for the kept too
     assert "length_chars" in kept.column_names and kept.column("source").to_pylist() == ["text", "text"]
     csv_row = [json.loads(m) for m, o in zip(kept.column("meta").to_pylist(), kept.column("origin").to_pylist())
@@ -134,10 +162,12 @@ def test_example_package_runs_end_to_end(tmp_path, env):
     assert run["config"]["quality"]["blockwords"]["words"] == ["spam", "pills"]
 
     # the report shows its reason and signals, and --what-if replays its threshold
-    proc = curate("report", out, "--no-html", "--what-if", "quality.blockwords.max_hits=3", env=env)
+    proc = curate("report", out, "--no-html", "--what-if", "quality.blockwords.max_hits=3",
+                  "--what-if", "quality.shouty.max_caps=1", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "quality:blockwords:blocked_words" in proc.stdout and "blockwords_hits > 1" in proc.stdout
-    assert "removed 1 in the run, 0 with the change" in proc.stdout
+    assert "shouty_caps > 0.5" in proc.stdout
+    assert "removed 2 in the run, 0 with the change" in proc.stdout
 
     # the same command resumes: every stage, the plugin's too, is complete and skipped
     proc = curate("run", "--config", cfg, "--input", src, "--output", out, env=env)

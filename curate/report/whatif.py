@@ -120,21 +120,7 @@ def _resolve(run: RunDir, changes: list[Change]) -> dict[str, list[Change]]:
 
 
 def compute(run: RunDir, changes: list[Change]) -> list[StageWhatIf]:
-    _use_plugins(run)
     return [_stage(run, stage, chs) for stage, chs in _resolve(run, changes).items()]
-
-
-def _use_plugins(run: RunDir) -> None:
-    """The plugins the run's config named, so their filters' rules are replayed like built-in ones
-    (installed plugins are found by `rules.filter_classes`); one that no longer imports is left
-    out, and a what-if on its thresholds is refused as an unknown key."""
-    from curate import registry
-
-    for ref in run.config.get("plugins") or []:
-        try:
-            registry.use([ref])
-        except UserError:
-            pass
 
 
 def _fires(table, bound: list[rules.BoundRule], thresholds: list[float | None]) -> np.ndarray:
