@@ -67,18 +67,14 @@ class ShoutyFilter(Filter):
         return {"shouty_caps": ratio(upper, letters)}
 '''
 CRASHY = '''
-from curate.filters.base import Filter, FilterConfig, Rule
+from shouty_plugin import ShoutyFilter
+from curate.filters.base import Rule
 
 
-class CrashyConfig(FilterConfig):
-    max_x: float | None = 1.0
-
-
-class Crashy(Filter):
+class Crashy(ShoutyFilter):  # as if its model file were broken: it raises on every batch
     name = "crashy"
-    Config = CrashyConfig
-    rules = (Rule("too_x", "crashy_x", "gt", "max_x"),)
-    signals = ("crashy_x",)
+    rules = (Rule("caps", "crashy_caps", "gt", "max_caps"),)
+    signals = ("crashy_caps",)
 
     def measure(self, docs):
         raise ValueError("the model file is corrupt")
