@@ -264,3 +264,21 @@ def test_the_filter_contract_is_checked_when_a_plugin_registers(changes, message
     odd_filter().check_contract()  # the filter as declared passes
     with pytest.raises(ValueError, match=message):
         odd_filter(**changes).check_contract()
+
+
+def test_a_plugin_reader_claims_its_files_before_the_built_in_ones(registered, tmp_path):
+    from curate import discover
+    from curate.readers import Doc, Reader
+
+    notes = Reader("notes", (".txt",), read=lambda path, origin: iter(()), parse=lambda row, cfg: Doc(),
+                   sniff=lambda head: head.startswith(b"NOTE:"))
+    (tmp_path / "a.txt").write_text("plain")
+    (tmp_path / "b.md").write_text("plain")
+    (tmp_path / "c").write_text("NOTE: no extension, sniffed")
+    (tmp_path / "d").write_text("plain text, sniffed")
+    (tmp_path / "e.csv").write_text("text,url\nhello,\n")
+    before = [f.format for f in discover.discover(tmp_path)]
+    assert before == ["text", "text", "text", "text", "text"]
+    registry.load_installed()
+    registry._register(notes, "test:notes", "notes")
+    assert [f.format for f in discover.discover(tmp_path)] == ["notes", "text", "notes", "text", "csv"]

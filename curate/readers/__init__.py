@@ -121,13 +121,23 @@ def _load_builtin() -> None:
 
 def builtin() -> set[str]:
     """The formats curate itself reads (a plugin reader may not take one of these names)."""
-    return {fmt for fmt, reader in loaded().items() if reader.read.__module__.startswith("curate.readers.")}
+    return {fmt for fmt, reader in loaded().items() if _is_builtin(reader)}
+
+
+def _is_builtin(reader: Reader) -> bool:
+    return reader.read.__module__.startswith("curate.readers.")
+
+
+def ordered() -> list[Reader]:
+    """Plugin readers first: a user's reader claims its files even where a built-in one would
+    (the same extension, a head both sniffers accept)."""
+    return sorted(loaded().values(), key=_is_builtin)
 
 
 def by_extension(name: str) -> Reader | None:
     lower = name.lower()
     best, best_len = None, 0
-    for reader in loaded().values():
+    for reader in ordered():
         for ext in reader.extensions:
             if lower.endswith(ext) and len(ext) > best_len:
                 best, best_len = reader, len(ext)
@@ -136,7 +146,7 @@ def by_extension(name: str) -> Reader | None:
 
 def by_content(head: bytes) -> Reader | None:
     # Specific formats first; plain text claims whatever readable text is left.
-    for reader in sorted(loaded().values(), key=lambda r: r.format == "text"):
+    for reader in sorted(ordered(), key=lambda r: r.format == "text"):
         if reader.sniff is not None and reader.sniff(head):
             return reader
     return None
