@@ -116,7 +116,8 @@ class RunOutput:
     def _dir(self, stage: str):
         from curate import pipeline, registry
 
-        if stage not in registry.names():
+        if stage not in registry.names():  # a plugin stage: installed, or named in the run's config
+            registry.load_installed()
             cfg = self.info.get("config", {}) if (self.path / "run.json").is_file() else {}
             registry.use(cfg.get("plugins") or [], f"{self.path}/run.json: plugins")
             if stage not in registry.names():
