@@ -8,6 +8,7 @@ A mistake (unknown key, wrong type, value out of range, missing resource file) b
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -83,14 +84,23 @@ class RunConfig(Section):
                                    description="how to reach s3:// paths (credentials come from the environment)")
 
 
-def pipeline_model() -> type[BaseModel]:
-    """The top-level config model, with one section per available stage."""
+def pipeline_model(data: dict | None = None) -> type[BaseModel]:
+    """The top-level config model: one section per built-in stage, and per plugin stage that
+    `data` names (in `stages:` or as a section), so installing a plugin changes no other config.
+    A stage whose section depends on the config (quality's plugin filters) has `config_for`."""
+    data = data if isinstance(data, dict) else {}
+    listed = data.get("stages") if isinstance(data.get("stages"), list) else []
     fields: dict[str, Any] = {
-        "stages": (list[str], Field(default_factory=registry.names)),
+        "stages": (list[str], Field(default_factory=registry.builtin_names)),
+        "plugins": (list[str], Field(default_factory=list, description="import paths (module:attr) of filters, "
+                                     "stages and readers of your own; installed plugins need no entry")),
         "run": (RunConfig, Field(default_factory=RunConfig)),
     }
     for name in registry.names():
-        cfg = registry.stage_class(name).Config
+        if name not in registry.STAGES and name not in listed and name not in data:
+            continue
+        cls = registry.stage_class(name)
+        cfg = cls.config_for(data.get(name)) if hasattr(cls, "config_for") else cls.Config
         fields[name] = (cfg, Field(default_factory=cfg))
     return create_model("PipelineConfig", __base__=Section, **fields)
 
@@ -155,12 +165,22 @@ def _explain(err: dict, model: type[BaseModel]) -> str:
     key = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
-        return f"{key}: unknown key; allowed: {', '.join(allowed)}"
+        return f"{key}: unknown key; allowed: {', '.join(allowed)}{_plugin_of(loc)}"
     msg = err["msg"]
     if "input" in err and err["type"] not in ("missing",):
         shown = repr(err["input"])
         msg = f"{msg} (got {shown[:60]})"
-    return f"{key}: {msg}"
+    return f"{key}: {msg}{_plugin_of(loc)}"
+
+
+def _plugin_of(loc: tuple) -> str:
+    """`; in the section of plugin filter toxic (my_pkg.filters:Toxic)` for a key of a plugin."""
+    plugin = None
+    if len(loc) > 2 and loc[0] == "quality":
+        plugin = registry.plugins("filter").get(str(loc[1]))
+    if plugin is None and len(loc) > 1:
+        plugin = registry.plugins("stage").get(str(loc[0]))
+    return f"; in the section of {plugin.describe()}" if plugin is not None else ""
 
 
 class Pipeline:
@@ -179,6 +199,20 @@ class Pipeline:
     def run(self) -> RunConfig:
         return self.model.run
 
+    @property
+    def plugins(self) -> list[str]:
+        """The import paths the config names (workers register them too)."""
+        return list(self.model.plugins)
+
+    def plugins_used(self, stages: list[str]) -> list[str]:
+        """Import paths of the plugin stages and filters `stages` run: part of their fingerprint,
+        so a run made with another plugin of the same name is not resumed as if it were one."""
+        stage_plugins, filter_plugins = registry.plugins("stage"), registry.plugins("filter")
+        refs = [stage_plugins[s].ref for s in stages if s in stage_plugins]
+        if "quality" in stages:
+            refs += [filter_plugins[f].ref for f in self.section("quality").filters if f in filter_plugins]
+        return refs
+
     def section(self, stage: str) -> BaseModel:
         return getattr(self.model, stage)
 
@@ -193,6 +227,9 @@ class Pipeline:
             section = self.section(name).model_dump(mode="json")
             parts.append([name, section, _resource_digests(self.section(name))])
         parts.append(self.run.shard_mb)
+        plugins = self.plugins_used(self.stages[: self.stages.index(stage) + 1])
+        if plugins:  # only then: a pipeline of built-in stages keeps the fingerprints it had
+            parts.append(plugins)
         blob = json.dumps(parts, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -254,27 +291,48 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Pipeline:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise UserError(f"{source}:{where} invalid YAML: {getattr(e, 'problem', e)}") from None
-    if data is None:
-        data = {}
+    return from_dict(data, source, base_dir, overrides)
+
+
+def from_dict(data: Any, source: str = "<dict>", base_dir: Path | None = None, overrides: list[str] = ()) -> Pipeline:
+    """Validate a config given as a mapping (what a YAML file holds); resource paths are relative
+    to `base_dir` (default: the current directory). Plugins it names are imported here."""
+    base_dir = Path.cwd() if base_dir is None else Path(base_dir)
+    data = {} if data is None else copy.deepcopy(data)
     if not isinstance(data, dict):
         raise UserError(f"{source}: a config is a mapping with a `stages:` list and one section per stage")
     applied = apply_overrides(data, list(overrides))
     _configure_storage(data)
-    model_cls = pipeline_model()
+    _load_plugins(data, _origin(("plugins",), source, applied))
+    model_cls = pipeline_model(data)
     try:
         model = model_cls.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
         first = e.errors()[0]
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise UserError(f"{_origin(tuple(first['loc']), source, applied)}: {_explain(first, model_cls)}{more}") from None
-    known = registry.names()
-    stages_from = _origin(("stages",), source, applied)
-    for name in model.stages:
-        if name not in known:
-            raise UserError(f"{stages_from}: stages: unknown stage {name!r}; allowed: {', '.join(known)}")
-    if len(set(model.stages)) != len(model.stages):
-        raise UserError(f"{stages_from}: stages: a stage is listed twice")
-    order = [s for s in known if s in model.stages]
-    if model.stages != order:
-        raise UserError(f"{stages_from}: stages: must follow the pipeline order {', '.join(known)}")
+    _check_order(model.stages, _origin(("stages",), source, applied))
     return Pipeline(model, source, base_dir)
+
+
+def _load_plugins(data: dict, where: str) -> None:
+    """Installed plugins, then those the config names: before the model is built (their sections
+    are part of it) and before Ray starts (a misspelt path is a config mistake)."""
+    registry.load_installed()
+    refs = data.get("plugins") or []
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise UserError(f"{where}: plugins: a list of import paths, e.g. [my_pkg.filters:ToxicWords]")
+    registry.use(refs, f"{where}: plugins")
+
+
+def _check_order(stages: list[str], where: str) -> None:
+    """Known names, none twice; the built-in stages in pipeline order, plugin stages anywhere."""
+    known = registry.names()
+    for name in stages:
+        if name not in known:
+            raise UserError(f"{where}: stages: unknown stage {name!r}; allowed: {', '.join(known)}")
+    if len(set(stages)) != len(stages):
+        raise UserError(f"{where}: stages: a stage is listed twice")
+    builtin = [s for s in stages if s in registry.STAGES]
+    if builtin != [s for s in registry.STAGES if s in stages]:
+        raise UserError(f"{where}: stages: must follow the pipeline order {', '.join(registry.STAGES)}")

@@ -125,7 +125,7 @@ def _kind(path, real_root) -> tuple[str, int]:
 
 def _claim_directory(path: Path) -> str | None:
     """A reader may take a whole directory as one unit (a LaTeX source tree)."""
-    for reader in readers.loaded().values():
+    for reader in readers.ordered():  # a plugin reader claims before the built-in ones
         if reader.claims_dir is not None and reader.claims_dir(path):
             return reader.format
     return None

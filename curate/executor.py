@@ -141,8 +141,12 @@ class ShardWorker:
     the same stage, so a model loads once per worker, and the process is reused by the stages
     that follow (a new stage replaces the old instance)."""
 
-    def __init__(self):
+    def __init__(self, plugins: tuple[str, ...] = ()):
         limit_threads()
+        from curate import registry
+
+        registry.load_installed()  # the same filters, stages and readers the driver knows
+        registry.use(list(plugins))
         self.key: tuple | None = None
         self.stage = None
 
@@ -176,6 +180,13 @@ class ShardWorker:
         stage.heartbeat = beat
         try:
             return run_shard(stage, task, out_dir, batch_docs, batch_bytes, on_batch=docs_done)
+        except Exception as exc:
+            from curate import registry
+
+            plugin = registry.plugin_of(exc)
+            if plugin is None:
+                raise
+            raise registry.PluginError(f"{plugin.describe()} raised {type(exc).__name__}: {exc}") from exc
         finally:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -208,8 +219,10 @@ class StageContext:
 
 
 class Executor:
-    def __init__(self, workers: int, ray_address: str | None, run_config, env: dict[str, str] | None = None):
+    def __init__(self, workers: int, ray_address: str | None, run_config, env: dict[str, str] | None = None,
+                 plugins: tuple[str, ...] = ()):
         self.workers = workers
+        self.plugins = tuple(plugins)  # import paths the config names: every worker registers them
         self.ray_address = ray_address
         self.run_config = run_config
         self.env = dict(THREAD_ENV) | (env or {})  # what every worker's environment holds
@@ -282,7 +295,7 @@ class Executor:
     def _actor(self):
         import ray
 
-        return ray.remote(num_cpus=1, max_restarts=0)(ShardWorker).remote()
+        return ray.remote(num_cpus=1, max_restarts=0)(ShardWorker).remote(self.plugins)
 
     def _take_actors(self, n: int) -> list:
         while len(self.pool) < n:
@@ -389,8 +402,8 @@ class Executor:
         n = attempts.get(task.name, 0) + 1
         attempts[task.name] = n
         if n > self.run_config.task_retries:
-            raise PipelineError(f"shard {task.name} failed {n} times (input: {task.describe()}): {_last_line(exc)}")
-        logging.getLogger("curate").warning("retrying %s after: %s", task.name, _last_line(exc))
+            raise PipelineError(f"shard {task.name} failed {n} times (input: {task.describe()}): {_why(exc)}")
+        logging.getLogger("curate").warning("retrying %s after: %s", task.name, _why(exc))
         queue.append(task)
 
     # -- global steps -------------------------------------------------------------------
@@ -438,6 +451,15 @@ class Executor:
                 ray.kill(actor, no_restart=True)
             self.pool.extend(idle)
         return results
+
+
+def _why(exc: BaseException) -> str:
+    """A failed shard's cause in one line: a plugin's error as the worker worded it (it names the
+    plugin), anything else by the last line of its traceback."""
+    from curate.registry import PluginError
+
+    cause = getattr(exc, "cause", exc)
+    return str(cause.args[0]) if isinstance(cause, PluginError) and cause.args else _last_line(exc)
 
 
 def _last_line(exc: BaseException) -> str:

@@ -179,7 +179,8 @@ def execute(pipeline: Pipeline, out, stages: list[str], input_path, workers: int
     run.setdefault("stages", {})
     # Workers on other machines see the same object store with the same identity as this process.
     remote = storage.is_remote(out) or storage.is_remote(input_path)
-    with Executor(workers, ray_address, pipeline.run, env=storage.worker_env() if remote else None) as ex:
+    with Executor(workers, ray_address, pipeline.run, env=storage.worker_env() if remote else None,
+                  plugins=tuple(pipeline.plugins)) as ex:
         run["versions"] = versions()
         run["ray_startup_seconds"] = round(ex.startup_seconds, 3)
         storage.write_json(run_path, run)

@@ -3,11 +3,12 @@ filter with a model or detector of its own; import as `curate.filters.<name>`), 
 quality stage (stages/quality.py) in the order of its `filters:` list.
 
 `FILTERS` maps a filter's name (its config section and the middle of its reasons,
-`quality:<name>:<rule>`) to its class. Adding a filter is one module and one line here:
-write filters/<name>.py with a `curate.filters.base.Filter` subclass (name, Config, rules,
+`quality:<name>:<rule>`) to its class. Adding a filter to curate is one module and one line
+here: write filters/<name>.py with a `curate.filters.base.Filter` subclass (name, Config, rules,
 signals, sources, a vectorised `measure`), then register it below. Its config section and
 its place in the default order come from this table; `curate report --what-if` finds its rules
-here too.
+here too. A filter of a user's own needs no edit here: a plugin (curate.registry) adds itself
+to `FILTERS` when it is registered, and runs when the quality stage's `filters:` names it.
 """
 
 from __future__ import annotations
@@ -41,3 +42,4 @@ FILTERS: dict[str, type[Filter]] = {
         PiiFilter,  # last: every other filter measures the text as it came
     )
 }
+BUILTIN: tuple[str, ...] = tuple(FILTERS)  # the default `quality.filters`; plugins are added by name

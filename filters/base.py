@@ -87,6 +87,26 @@ class Filter:
     def __init__(self, config: FilterConfig):
         self.config = config
 
+    @classmethod
+    def check_contract(cls) -> None:
+        """What the quality stage and the report rely on, checked when a plugin filter is
+        registered (ValueError with what is wrong): a filter from outside curate is held to it."""
+        if not (isinstance(cls.Config, type) and issubclass(cls.Config, FilterConfig)):
+            raise ValueError("its Config must subclass curate.filters.base.FilterConfig")
+        if cls.measure is Filter.measure and not cls.rewrites_text:
+            raise ValueError("it must implement measure(docs)")
+        for signal in (*cls.signals, *cls.columns):
+            if not signal.startswith(f"{cls.name}_"):
+                raise ValueError(f"its column {signal!r} must start with {cls.name}_ (the stored columns of all "
+                                 "filters share one table)")
+        for rule in cls.rules:
+            if rule.signal not in cls.signals:
+                raise ValueError(f"rule {rule.name}: its signal {rule.signal!r} is not in signals")
+            if rule.op not in ("lt", "gt"):
+                raise ValueError(f"rule {rule.name}: op must be 'lt' or 'gt', not {rule.op!r}")
+            if rule.param not in cls.Config.model_fields:
+                raise ValueError(f"rule {rule.name}: its threshold {rule.param!r} is not a key of its Config")
+
     def applies_to(self) -> tuple[str, ...]:
         return tuple(self.config.sources) if self.config.sources is not None else self.sources
 

@@ -67,6 +67,11 @@ def render() -> str:
     for name in type(pipeline).model_fields:
         if name == "stages":
             continue
+        value = getattr(pipeline, name)
+        if not isinstance(value, BaseModel):  # plugins: a list of import paths
+            note = type(pipeline).model_fields[name].description
+            lines += [f"{name}: {scalar(value)}  # {note}", ""]
+            continue
         lines.append(f"{name}:")
         emit(getattr(pipeline, name), 1, lines)
         lines.append("")

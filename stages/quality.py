@@ -21,6 +21,8 @@ measured on the cleaned text (see filters/c4.py).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +30,7 @@ from pydantic import Field, create_model, field_validator
 
 from curate import schema
 from curate.config import Section
-from curate.filters import FILTERS
+from curate.filters import BUILTIN, FILTERS
 from curate.filters.base import Filter
 from curate.stage import Result, Stage, split
 from curate.text.stats import Docs, as_text, to_numpy
@@ -38,33 +40,60 @@ from curate.text.words import WordSplitter
 
 class _QualityBase(Section):
     filters: list[str] = Field(
-        default_factory=lambda: list(FILTERS),
-        description=f"filters applied, in this order (reasons follow it); known: {', '.join(FILTERS)}",
+        default_factory=lambda: list(BUILTIN),
+        description=f"filters applied, in this order (reasons follow it); built in: {', '.join(BUILTIN)}; "
+                    "plugin filters are added by name",
     )
     default_lang: str = Field("en", description="language of documents without `lang` (langid did not run)")
 
     @field_validator("filters")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in FILTERS]
+        unknown = [n for n in names if n not in FILTERS or n not in cls.model_fields]
         if unknown:
-            raise ValueError(f"unknown filter {unknown[0]!r}; known: {', '.join(FILTERS)}")
+            known = [n for n in FILTERS if n in cls.model_fields]
+            raise ValueError(f"unknown filter {unknown[0]!r}; known: {', '.join(known)}")
         if len(set(names)) != len(names):
             raise ValueError("a filter is listed twice")
         return names
 
+    def __reduce__(self):
+        # A section with plugin filters is an instance of a class made for them (config_model):
+        # a worker rebuilds that class by the plugins' names (it has registered them too).
+        plugins = tuple(n for n in type(self).model_fields if n in FILTERS and n not in BUILTIN)
+        return _rebuild, (plugins, dict(self))
 
-# One config section per registered filter: quality.<filter>.<param>.
-QualityConfig = create_model(
-    "QualityConfig",
-    __base__=_QualityBase,
-    **{name: (cls.Config, Field(default_factory=cls.Config)) for name, cls in FILTERS.items()},
-)
+
+@functools.cache
+def config_model(plugins: tuple[str, ...] = ()) -> type[_QualityBase]:
+    """The section with one sub-section per filter: quality.<filter>.<param>, plus `plugins`
+    (registered plugin filters the config names)."""
+    return create_model(
+        "QualityConfig",
+        __base__=_QualityBase,
+        **{name: (FILTERS[name].Config, Field(default_factory=FILTERS[name].Config)) for name in (*BUILTIN, *plugins)},
+    )
+
+
+def _rebuild(plugins: tuple[str, ...], values: dict):
+    return config_model(plugins).model_construct(**values)
+
+
+QualityConfig = config_model()
 
 
 class QualityStage(Stage):
     name = "quality"
     Config = QualityConfig
+
+    @classmethod
+    def config_for(cls, section) -> type[_QualityBase]:
+        """The section's model for a config: with the plugin filters it names (in `filters` or
+        as a key), so a config that names none is unchanged by the plugins installed."""
+        section = section if isinstance(section, dict) else {}
+        listed = section.get("filters")
+        named = set(section) | ({n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set())
+        return config_model(tuple(n for n in FILTERS if n not in BUILTIN and n in named))
 
     def __init__(self, config, work_dir=None):
         super().__init__(config, work_dir)

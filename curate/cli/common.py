@@ -35,24 +35,6 @@ def clean_errors():
 
 def resolve_config(name_or_path: str | None):
     """`demo`, `default` or `fineweb` name a packaged config; anything else is a file path."""
-    from importlib import resources
-    from pathlib import Path
+    from curate.api import config_path
 
-    if name_or_path in ("demo", "default", "fineweb") and not Path(name_or_path).exists():
-        return Path(str(resources.files("curate.configs").joinpath(f"{name_or_path}.yaml")))
-    return name_or_path
-
-
-def resolve_input(path: str | None):
-    """`demo` names the bundled demo corpus."""
-    from pathlib import Path
-
-    if path is None:
-        return None
-    if path == "demo" and not Path(path).exists():
-        from importlib import resources
-
-        return Path(str(resources.files("curate").joinpath("demo")))
-    from curate.storage import location
-
-    return location(path)
+    return config_path(name_or_path)

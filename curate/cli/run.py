@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.common import clean_errors, resolve_config, resolve_input
+from curate.cli.common import clean_errors
 from curate.cli.options import pipeline_options
 
 
@@ -26,14 +26,9 @@ def run(input_path, output, config_path, workers, ray_address, overrides, fresh)
         curate run --input /data/crawl --output /data/out --workers 16 --set dedup.threshold=0.85
     """
     with clean_errors():
-        from curate import config, pipeline, storage
-        from curate.errors import UserError
+        from curate import api
 
-        cfg = config.load(resolve_config(config_path), overrides)
-        src = resolve_input(input_path)
-        storage.check_input(src)
-        if not cfg.stages:
-            raise UserError(f"{cfg.source}: stages: the list is empty")
-        pipeline.execute(cfg, output, cfg.stages, src, workers, ray_address, fresh,
-                       log=lambda m: click.echo(m, err=True))
+        cfg = api.load_config(config_path, overrides)
+        api.run(cfg, input_path, output, workers=workers, ray_address=ray_address, fresh=fresh,
+                log=lambda m: click.echo(m, err=True))
         click.echo(f"done: {output}", err=True)

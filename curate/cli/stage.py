@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.common import clean_errors, resolve_config, resolve_input
+from curate.cli.common import clean_errors
 from curate.cli.options import pipeline_options
 
 
@@ -17,7 +17,7 @@ from curate.cli.options import pipeline_options
                    "(default: OUT/<previous stage in the config>).")
 @pipeline_options
 def stage(name, output, input_path, config_path, workers, ray_address, overrides, fresh):
-    """Run the single stage NAME (extract, langid, quality, dedup, bucket, tokenize).
+    """Run the single stage NAME (extract, langid, quality, dedup, bucket, tokenize, or a plugin stage).
 
     \b
     Examples:
@@ -25,16 +25,8 @@ def stage(name, output, input_path, config_path, workers, ray_address, overrides
         curate stage quality --output out/cc --set quality.gopher.min_doc_words=80
     """
     with clean_errors():
-        from curate import config, pipeline, registry, storage
-        from curate.errors import UserError
+        from curate import api
 
-        cfg = config.load(resolve_config(config_path), overrides)
-        if name not in registry.names():
-            raise UserError(f"unknown stage {name!r}; stages: {', '.join(registry.names())}")
-        if name not in cfg.stages:
-            raise UserError(f"stage {name!r} is not in {cfg.source}'s stages: {', '.join(cfg.stages)}")
-        src = resolve_input(input_path)
-        if src is not None:
-            storage.check_input(src)
-        pipeline.execute(cfg, output, [name], src, workers, ray_address, fresh,
-                       log=lambda m: click.echo(m, err=True))
+        cfg = api.load_config(config_path, overrides)
+        api.run_stage(name, cfg, output, input=input_path, workers=workers, ray_address=ray_address, fresh=fresh,
+                      log=lambda m: click.echo(m, err=True))

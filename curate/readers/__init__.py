@@ -4,8 +4,10 @@ A unit is one document-to-be: a plain file, a JSONL line, a WARC record, a Parqu
 do only I/O (open, decompress, split a container into records); decoding and parsing happen in
 `curate.stages.extract`, so extraction can be tested and timed without files.
 
-Each reader module registers a `Reader` with the file extensions it owns. `detect` picks the
-reader by extension; files with no or an unknown extension are sniffed.
+Each reader module registers a `Reader` with the file extensions it owns. `by_extension` picks
+the reader by extension; files with no or an unknown extension are sniffed. A reader of a
+user's own is a `Reader` in a plugin (curate.registry registers it): its extensions, sniffer and
+directory claim take part in the same dispatch, in every process of the run.
 """
 
 from __future__ import annotations
@@ -117,10 +119,25 @@ def _load_builtin() -> None:
     from curate.readers import warc, html, latex, code  # noqa: F401
 
 
+def builtin() -> set[str]:
+    """The formats curate itself reads (a plugin reader may not take one of these names)."""
+    return {fmt for fmt, reader in loaded().items() if _is_builtin(reader)}
+
+
+def _is_builtin(reader: Reader) -> bool:
+    return reader.read.__module__.startswith("curate.readers.")
+
+
+def ordered() -> list[Reader]:
+    """Plugin readers first: a user's reader claims its files even where a built-in one would
+    (the same extension, a head both sniffers accept)."""
+    return sorted(loaded().values(), key=_is_builtin)
+
+
 def by_extension(name: str) -> Reader | None:
     lower = name.lower()
     best, best_len = None, 0
-    for reader in loaded().values():
+    for reader in ordered():
         for ext in reader.extensions:
             if lower.endswith(ext) and len(ext) > best_len:
                 best, best_len = reader, len(ext)
@@ -129,7 +146,7 @@ def by_extension(name: str) -> Reader | None:
 
 def by_content(head: bytes) -> Reader | None:
     # Specific formats first; plain text claims whatever readable text is left.
-    for reader in sorted(loaded().values(), key=lambda r: r.format == "text"):
+    for reader in sorted(ordered(), key=lambda r: r.format == "text"):
         if reader.sniff is not None and reader.sniff(head):
             return reader
     return None

@@ -64,10 +64,19 @@ class BoundRule:
         return f"{self.rule.signal} = {value:.4g} {self.symbol} {self.threshold:g} ({self.key})"
 
 
-def filter_classes() -> dict[str, type]:
-    """Quality filter name -> class (curate.filters.FILTERS), in the default order."""
+def filter_classes(plugins: list[str] = ()) -> dict[str, type]:
+    """Quality filter name -> class (curate.filters.FILTERS), in the default order, with the
+    installed plugin filters and those of `plugins` (a run's config's import paths). A plugin
+    that no longer imports leaves its rules out, not the report."""
+    from curate import registry
+    from curate.errors import UserError
     from curate.filters import FILTERS
 
+    for register in (registry.load_installed, *[lambda ref=ref: registry.use([ref]) for ref in plugins]):
+        try:
+            register()
+        except UserError:
+            pass
     return dict(FILTERS)
 
 
@@ -97,7 +106,7 @@ def stage_rules(stage: str, config: dict) -> list[BoundRule]:
         return [BoundRule("langid", None, LANGID_RULE, as_threshold(section[LANGID_RULE.param]))]
     if stage != "quality":
         return []
-    classes = filter_classes()
+    classes = filter_classes(config.get("plugins") or [])
     out = []
     for name in quality_filters(section, classes):
         cls, params = classes.get(name), section.get(name) or {}
@@ -116,7 +125,8 @@ def not_a_threshold(key: str, config: dict) -> str | None:
         node = node.get(part) if isinstance(node, dict) else None
     if not isinstance(node, dict) or parts[-1] not in node:
         return None
-    cls = filter_classes().get(parts[1]) if parts[0] == "quality" and len(parts) == 3 else None
+    classes = filter_classes(config.get("plugins") or [])
+    cls = classes.get(parts[1]) if parts[0] == "quality" and len(parts) == 3 else None
     if cls is not None and parts[-1] in getattr(cls, "measure_params", ()):
         what = "decides which lines are kept, so the cleaned text and " if getattr(cls, "rewrites_text", False) else ""
         return f"it {what}changes what {cls.name} measures"
