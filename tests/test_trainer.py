@@ -80,9 +80,9 @@ def shards(tmp_path_factory):
     return make_shards(tmp_path_factory.mktemp("shards"))
 
 
-def tiny(steps=50, **train):
+def tiny(steps=50, model=None, **train):
     return parse_config({
-        "model": {"d_model": 64, "n_layer": 2, "n_head": 2, "seq_len": 64, "expert_hidden": 64},
+        "model": {"d_model": 64, "n_layer": 2, "n_head": 2, "seq_len": 64, "expert_hidden": 64, **(model or {})},
         "train": {"steps": steps, "batch_size": 8, "micro_batch_size": 4, "lr": 3e-3, "warmup_steps": 5,
                   "log_every": 1, "threads": 1, **train},
     })

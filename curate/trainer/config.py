@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from curate.errors import UserError
@@ -41,7 +43,13 @@ class ModelConfig(Section):
     top_k: int = Field(2, gt=0)  # routed experts each token goes to
     n_shared_experts: int = Field(1, ge=0)  # experts every token goes through, beside the routed ones
     expert_hidden: int = Field(256, gt=0)  # SwiGLU hidden width of one expert: small = fine-grained
-    balance_loss_coef: float = Field(0.0, ge=0)  # sequence-level balance loss; the routing bias needs none
+    balance_loss_coef: float = Field(0.0, ge=0)  # DeepSeek-V3's sequence-wise balance loss alpha (V3: 1e-4); 0 = off
+    attention: Literal["mha", "mla"] = "mha"  # mla: DeepSeek-V2/V3 multi-head latent attention
+    kv_latent_dim: int = Field(0, ge=0)  # mla: the cached key-value latent per token; 0 = 4 * head dim (V2)
+    rope_head_dim: int = Field(0, ge=0)  # mla: decoupled rotary dims per head, even; 0 = head dim / 2 (V2)
+    q_latent_dim: int = Field(0, ge=0)  # mla: query compression width; 0 = queries not compressed
+    mtp_depth: int = Field(0, ge=0)  # DeepSeek-V3 multi-token prediction: modules for tokens t+2..t+1+D
+    mtp_weight: float = Field(0.3, ge=0)  # lambda: the MTP losses' weight (their mean) in the objective
     rope_theta: float = Field(10000.0, gt=0)  # rotary base period
     norm_eps: float = Field(1e-6, gt=0)
     init_std: float = Field(0.02, gt=0)  # std of the initial weights (output projections: scaled by depth)
@@ -54,7 +62,24 @@ class ModelConfig(Section):
             raise ValueError(f"top_k {self.top_k} exceeds n_routed_experts {self.n_routed_experts}")
         if self.n_dense_layers > self.n_layer:
             raise ValueError(f"n_dense_layers {self.n_dense_layers} exceeds n_layer {self.n_layer}")
+        latent = [k for k in ("kv_latent_dim", "rope_head_dim", "q_latent_dim") if getattr(self, k)]
+        if self.attention == "mha" and latent:
+            raise ValueError(f"{', '.join(latent)}: only for attention: mla")
+        if self.mla_rope_dim % 2:
+            raise ValueError(f"rope_head_dim {self.mla_rope_dim} must be even (rotary pairs)")
         return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def mla_kv_dim(self) -> int:
+        return self.kv_latent_dim or 4 * self.head_dim
+
+    @property
+    def mla_rope_dim(self) -> int:
+        return self.rope_head_dim or self.head_dim // 2
 
 
 class TrainConfig(Section):
@@ -69,6 +94,8 @@ class TrainConfig(Section):
     beta2: float = Field(0.95, ge=0, lt=1)
     grad_clip: float = Field(1.0, gt=0)  # max global gradient norm
     bias_update_rate: float = Field(1e-3, ge=0)  # routing-bias step per optimizer step (DeepSeek-V3's gamma); 0 = off
+    bias_update_rule: str = "sign"
+    bias_rate_follows_lr: bool = False
     seed: int = Field(0, ge=0)  # decides the initial weights and every batch
     log_every: int = Field(10, gt=0)  # steps between log lines
     checkpoint_every: int = Field(200, gt=0)  # steps between checkpoints (and one at the end)
