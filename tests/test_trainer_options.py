@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -227,3 +228,30 @@ def test_collapse_warning_says_what_the_worst_imbalance_means():
         watch(values)
     assert len(lines) == 1  # layer 2 only, once per stretch above 2
     assert "MoE layer 2" in lines[0] and "4 means every token goes to the same 2 of 8 experts" in lines[0]
+
+
+# --- what the configs say of themselves ------------------------------------------------------
+
+
+def _stated_counts(text: str) -> list[float]:
+    """[outside the embeddings, active, in all, active] at 32,000 tokens, as a comment states them."""
+    text = " ".join(text.replace("#", " ").split())
+    outside = re.search(r"([\d.]+)M outside the embeddings \(([\d.]+)M active", text)
+    whole = re.search(r"([\d.]+)M in all \(([\d.]+)M active\) with [^,.]*?32,000-token", text)
+    assert outside and whole, text[:400]
+    return [float(x) for x in (*outside.groups(), *whole.groups())]
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "moe-100m", None])
+def test_config_comments_state_what_the_config_builds(name):
+    from curate.trainer import config as config_module
+    from curate.trainer.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "configs" / "train" / f"{name}.yaml").read_text() if name else config_module.__doc__
+    cfg = load_config(name).model.model_copy(update={"vocab_size": 32000})
+    with torch.device("meta"):
+        total, active = parameter_counts(MoETransformer(cfg))
+    embedding = 32000 * cfg.d_model  # the input table; the output head is as large
+    built = [(total - 2 * embedding) / 1e6, (active - embedding) / 1e6, total / 1e6, active / 1e6]
+    assert _stated_counts(text) == pytest.approx([round(x, 2) for x in built], abs=0.006)

@@ -205,13 +205,12 @@ class MoETransformer(nn.Module):
         return sum(m.balance_loss for m in self.moe_layers() if m.balance_loss is not None)
 
     @torch.no_grad()
-    def update_routing_bias(self, loads: list[torch.Tensor], rate: float, rule: str = "sign") -> None:
+    def update_routing_bias(self, loads: list[torch.Tensor], rate: float) -> None:
         """bias_e += rate * sign(mean load - load_e) in every MoE layer: an overloaded expert gets
         picked less often from the next step on. loads: one [E] token count per MoE layer."""
         for moe, load in zip(self.moe_layers(), loads, strict=True):
             load = load.float()
-            err = load.mean() - load
-            moe.router.bias += rate * (torch.sign(err) if rule == "sign" else err / load.mean())
+            moe.router.bias += rate * torch.sign(load.mean() - load)
 
 
 def parameter_counts(model: MoETransformer) -> tuple[int, int]:

@@ -32,7 +32,7 @@ import torch
 from curate import storage
 from curate.errors import UserError
 from curate.megatron import Manifest, read_manifest
-from curate.trainer.config import Config, TrainConfig, parse_config
+from curate.trainer.config import BIAS_RATE_PER_LR, Config, TrainConfig, parse_config
 from curate.trainer.data import CurriculumBatches, Prefetcher
 from curate.trainer.model import MoETransformer, parameter_counts
 
@@ -152,9 +152,10 @@ def imbalance(load: torch.Tensor) -> float:
 
 
 class CollapseWatch:
-    """Warns when a MoE layer's imbalance stays above LIMIT for PATIENCE log intervals in a row."""
+    """Warns when a MoE layer's imbalance stays above LIMIT for PATIENCE log intervals in a row
+    (a short excursion right after warmup, while the bias catches up, is normal)."""
 
-    LIMIT, PATIENCE = 2.0, 3
+    LIMIT, PATIENCE = 2.0, 5
 
     def __init__(self, n_experts: int, top_k: int, echo: Callable[[str], None]):
         self.worst, self.top_k, self.n_experts, self.echo = n_experts / top_k, top_k, n_experts, echo
@@ -239,6 +240,9 @@ def train(config: Config, shards_dir: str | Path, *, device: str = "auto", check
     echo(f"model: {total_params / 1e6:.2f}M parameters, {active_params / 1e6:.2f}M active per token; "
          f"device {dev}, {torch.get_num_threads()} CPU threads")
     echo(data.curriculum.describe())
+    mode = f"unset: {BIAS_RATE_PER_LR:g} x lr" if cfg.bias_update_rate is None else "train.bias_update_rate"
+    echo(f"routing bias: moves {cfg.bias_rate:.2e} per step ({mode}); sequence-wise balance loss "
+         + (f"alpha {config.model.balance_loss_coef:g}" if config.model.balance_loss_coef else "off"))
 
     pin = dev.type == "cuda"
     prefetch = Prefetcher((torch.from_numpy(b).pin_memory() if pin else torch.from_numpy(b)
@@ -283,9 +287,8 @@ def train(config: Config, shards_dir: str | Path, *, device: str = "auto", check
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            if cfg.bias_update_rate > 0:
-                rate = cfg.bias_update_rate * (lr / cfg.lr if cfg.bias_rate_follows_lr else 1.0)
-                model.update_routing_bias(step_loads, rate, cfg.bias_update_rule)
+            if cfg.bias_rate > 0:
+                model.update_routing_bias(step_loads, cfg.bias_rate)
 
             interval_loss += step_loss
             interval_mtp += step_mtp
