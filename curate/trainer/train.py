@@ -169,7 +169,8 @@ class CollapseWatch:
                 self.echo(f"warning: MoE layer {layer + 1} has had a load imbalance above {self.LIMIT:g} for "
                           f"{self.PATIENCE} log intervals (now {value:.2f}; 1.0 is an even load, {self.worst:g} "
                           f"means every token goes to the same {self.top_k} of {self.n_experts} experts): its "
-                          "routing is collapsing; raise train.bias_update_rate or model.balance_loss_coef")
+                          "routing is collapsing; if it lasts, raise train.bias_update_rate or "
+                          "model.balance_loss_coef")
 
 
 @contextlib.contextmanager
