@@ -3,6 +3,10 @@
     python scripts/train_bench.py --config tiny --steps 40
     python scripts/train_bench.py --config configs/train/moe-100m.yaml --device cuda --steps 60
     python scripts/train_bench.py --config tiny --compare-experts
+    python scripts/train_bench.py --config moe-100m --device cuda --attention mla --mtp-depth 1
+
+--attention and --mtp-depth override the config's model.attention and model.mtp_depth, so one
+config measures MHA against MLA, with and without multi-token prediction.
 
 Without --shards it writes random-token shards (all four buckets) to a temp folder. The first
 log interval (start-up, allocator warm-up) is left out of the figures.
@@ -10,12 +14,14 @@ log interval (start-up, allocator warm-up) is left out of the figures.
 MFU = tokens/s * training FLOPs per token / peak FLOP/s, with FLOPs per token = 6 * active
 parameters + 12 * layers * width * context (PaLM's convention; see model.flops_per_token).
 The peak comes from --peak-tflops, or from the GPU's name for H100/H200 (989 dense bf16
-TFLOP/s, SXM) and A100 (312).
+TFLOP/s, SXM) and A100 (312). Peak memory: torch's allocator peak on CUDA, the process's
+maximum resident set on CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import tempfile
 import time
@@ -62,10 +68,19 @@ def peak_tflops(device: str, given: float | None) -> float | None:
     return None
 
 
+def peak_memory_gib(device: str) -> float:
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+
+
 def bench_training(args) -> None:
     config = load_config(args.config, args.steps)
     log_every = max(1, args.steps // 8)
-    config = config.model_copy(update={"train": config.train.model_copy(update={"log_every": log_every})})
+    model_options = {key: value for key, value in (("attention", args.attention), ("mtp_depth", args.mtp_depth))
+                     if value is not None}
+    config = config.model_copy(update={"train": config.train.model_copy(update={"log_every": log_every}),
+                                       "model": config.model.model_copy(update=model_options)})
     tokens_needed = args.steps * config.train.batch_size * config.model.seq_len
     with tempfile.TemporaryDirectory() as tmp:
         if args.shards:
@@ -80,9 +95,11 @@ def bench_training(args) -> None:
     with torch.device("meta"):  # only the parameter count is wanted
         _, active = parameter_counts(MoETransformer(model_cfg))
     flops = flops_per_token(model_cfg, active)
-    print(f"\nconfig {args.config or 'the defaults'}: {active / 1e6:.2f}M active parameters, {flops / 1e6:.1f} MFLOP per token")
+    options = f"attention {model_cfg.attention}, mtp_depth {model_cfg.mtp_depth}"
+    print(f"\nconfig {args.config or 'the defaults'} ({options}): {active / 1e6:.2f}M active parameters, "
+          f"{flops / 1e6:.1f} MFLOP per token")
     print(f"tokens/s {tokens_per_s:,.0f}   data wait {100 * data_wait:.2f}%   "
-          f"achieved {tokens_per_s * flops / 1e12:.4f} TFLOP/s")
+          f"achieved {tokens_per_s * flops / 1e12:.4f} TFLOP/s   peak memory {peak_memory_gib(args.device):.2f} GiB")
     peak = peak_tflops(args.device, args.peak_tflops)
     if peak:
         print(f"MFU {100 * tokens_per_s * flops / (peak * 1e12):.2f}% of {peak:g} TFLOP/s")
@@ -152,6 +169,8 @@ def main() -> None:
     parser.add_argument("--shards", default=None, help="real shards to read (default: random tokens)")
     parser.add_argument("--vocab", type=int, default=32000, help="vocabulary of the random shards")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--attention", choices=["mha", "mla"], default=None, help="override model.attention")
+    parser.add_argument("--mtp-depth", type=int, default=None, help="override model.mtp_depth (0 = no MTP)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU")
     parser.add_argument("--compare-experts", action="store_true",
                         help="time the routed experts as grouped_mm, a loop over experts and a padded bmm")

@@ -80,9 +80,9 @@ def shards(tmp_path_factory):
     return make_shards(tmp_path_factory.mktemp("shards"))
 
 
-def tiny(steps=50, **train):
+def tiny(steps=50, model=None, **train):
     return parse_config({
-        "model": {"d_model": 64, "n_layer": 2, "n_head": 2, "seq_len": 64, "expert_hidden": 64},
+        "model": {"d_model": 64, "n_layer": 2, "n_head": 2, "seq_len": 64, "expert_hidden": 64, **(model or {})},
         "train": {"steps": steps, "batch_size": 8, "micro_batch_size": 4, "lr": 3e-3, "warmup_steps": 5,
                   "log_every": 1, "threads": 1, **train},
     })
@@ -135,6 +135,8 @@ def test_routing_bias_update_follows_the_sign_rule():
     model = MoETransformer(cfg)
     loads = [torch.tensor([10, 2, 4, 0]) for _ in model.moe_layers()]  # mean 4
     model.update_routing_bias(loads, 0.01)
+    assert tiny(lr=2e-3).train.bias_rate == pytest.approx(2e-2)  # unset: 10 x the peak lr
+    assert tiny(lr=2e-3, bias_update_rate=1e-3).train.bias_rate == 1e-3
     for moe in model.moe_layers():
         assert moe.router.bias.tolist() == pytest.approx([-0.01, 0.01, 0.0, 0.01])
     assert "blocks.0.ffn.router.bias" in model.state_dict()  # so checkpoints carry it
@@ -231,31 +233,41 @@ def test_routing_bias_lowers_load_imbalance(shards):
         records = train(tiny(steps=60, bias_update_rate=rate, log_every=10), shards, device="cpu", echo=quiet)
         return float(np.mean([np.mean(r["imbalance"]) for r in records[-3:]]))
 
-    # Same data, seed and initial weights; only the bias update differs.
-    without, with_bias = late_imbalance(0.0), late_imbalance(0.01)
+    # Same data, seed and initial weights; only the bias update differs (None: the default, 10 x lr).
+    without, with_bias = late_imbalance(0.0), late_imbalance(None)
     print(f"imbalance (max/mean load) over steps 31-60: bias off {without:.3f}, on {with_bias:.3f}")
     assert with_bias < without
     assert with_bias < 1.5
 
 
+# The defaults include the routing-bias rule (10 x lr); the others add one option each.
+RESUME_OPTIONS = {"defaults": {}, "mla": {"attention": "mla", "q_latent_dim": 32}, "mtp": {"mtp_depth": 2},
+                  "seq_aux": {"balance_loss_coef": 1e-4}}
+
+
 @pytest.mark.slow
-def test_resume_gives_the_same_losses_bit_for_bit(shards, tmp_path):
+@pytest.mark.parametrize("option", list(RESUME_OPTIONS))
+def test_resume_gives_the_same_losses_bit_for_bit(shards, tmp_path, option):
     k = 6
-    config = tiny(steps=2 * k, checkpoint_every=k)
+    config = tiny(steps=2 * k, checkpoint_every=k, model=RESUME_OPTIONS[option])
     straight = train(config, shards, device="cpu", checkpoint_dir=tmp_path / "a", echo=quiet)
     first = train(config, shards, device="cpu", checkpoint_dir=tmp_path / "b", stop_after=k, echo=quiet)
     assert torch.load(tmp_path / "b" / CHECKPOINT_NAME, weights_only=True)["step"] == k
     assert [r["loss"] for r in first] == [r["loss"] for r in straight[:k]]
 
-    # the second half in a new process, through the CLI, with the same config as a YAML file
-    (tmp_path / "config.yaml").write_text(json.dumps(config.model_dump(exclude={"model": {"vocab_size"}})))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    subprocess.run([sys.executable, "-c", "from curate.cli.train import train; train()", "--shards", str(shards),
-                    "--config", str(tmp_path / "config.yaml"), "--device", "cpu", "--checkpoint", str(tmp_path / "b")],
-                   check=True, env=env, capture_output=True)
+    if option == "defaults":
+        # the second half in a new process, through the CLI, with the same config as a YAML file
+        (tmp_path / "config.yaml").write_text(json.dumps(config.model_dump(exclude={"model": {"vocab_size"}})))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        subprocess.run([sys.executable, "-c", "from curate.cli.train import train; train()", "--shards", str(shards),
+                        "--config", str(tmp_path / "config.yaml"), "--device", "cpu", "--checkpoint",
+                        str(tmp_path / "b")], check=True, env=env, capture_output=True)
+    else:
+        train(config, shards, device="cpu", checkpoint_dir=tmp_path / "b", echo=quiet)
     logged = [json.loads(line) for line in (tmp_path / "b" / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == list(range(1, 2 * k + 1))
     assert [r["loss"] for r in logged] == [r["loss"] for r in straight]  # exact float equality
+    assert [r.get("mtp_loss") for r in logged] == [r.get("mtp_loss") for r in straight]
 
     a = torch.load(tmp_path / "a" / CHECKPOINT_NAME, weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / CHECKPOINT_NAME, weights_only=True)["model"]

@@ -1,7 +1,10 @@
 """What `curate train` can be told: the model, the optimisation and the curriculum.
 
 A YAML config has up to three sections; whatever it leaves out keeps the defaults below, which
-train on a laptop CPU in minutes. Bigger setups live in configs/train/.
+train on a laptop CPU in minutes: 4 layers of width 256, 8 experts (top-2) + 1 shared.
+Parameters: 8.14M outside the embeddings (3.42M active per token); 24.52M in all (11.61M active)
+with a 32,000-token vocabulary, 9.16M (3.93M active) with 2,000. Bigger setups live in
+configs/train/.
 
     model:      {d_model: 768, n_layer: 8, n_routed_experts: 16, seq_len: 1024}
     train:      {steps: 20000, batch_size: 64, lr: 6.0e-4}
@@ -20,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from curate.errors import UserError
@@ -41,7 +46,13 @@ class ModelConfig(Section):
     top_k: int = Field(2, gt=0)  # routed experts each token goes to
     n_shared_experts: int = Field(1, ge=0)  # experts every token goes through, beside the routed ones
     expert_hidden: int = Field(256, gt=0)  # SwiGLU hidden width of one expert: small = fine-grained
-    balance_loss_coef: float = Field(0.0, ge=0)  # sequence-level balance loss; the routing bias needs none
+    balance_loss_coef: float = Field(0.0, ge=0)  # DeepSeek-V3's sequence-wise balance loss alpha (V3: 1e-4); 0 = off
+    attention: Literal["mha", "mla"] = "mha"  # mla: DeepSeek-V2/V3 multi-head latent attention
+    kv_latent_dim: int = Field(0, ge=0)  # mla: the cached key-value latent per token; 0 = 4 * head dim (V2)
+    rope_head_dim: int = Field(0, ge=0)  # mla: decoupled rotary dims per head, even; 0 = head dim / 2 (V2)
+    q_latent_dim: int = Field(0, ge=0)  # mla: query compression width; 0 = queries not compressed
+    mtp_depth: int = Field(0, ge=0)  # DeepSeek-V3 multi-token prediction: modules for tokens t+2..t+1+D
+    mtp_weight: float = Field(0.3, ge=0)  # lambda: the MTP losses' weight (their mean) in the objective
     rope_theta: float = Field(10000.0, gt=0)  # rotary base period
     norm_eps: float = Field(1e-6, gt=0)
     init_std: float = Field(0.02, gt=0)  # std of the initial weights (output projections: scaled by depth)
@@ -54,7 +65,47 @@ class ModelConfig(Section):
             raise ValueError(f"top_k {self.top_k} exceeds n_routed_experts {self.n_routed_experts}")
         if self.n_dense_layers > self.n_layer:
             raise ValueError(f"n_dense_layers {self.n_dense_layers} exceeds n_layer {self.n_layer}")
+        latent = [k for k in ("kv_latent_dim", "rope_head_dim", "q_latent_dim") if getattr(self, k)]
+        if self.attention == "mha" and latent:
+            raise ValueError(f"{', '.join(latent)}: only for attention: mla")
+        if self.mla_rope_dim % 2:
+            raise ValueError(f"rope_head_dim {self.mla_rope_dim} must be even (rotary pairs)")
         return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def mla_kv_dim(self) -> int:
+        return self.kv_latent_dim or 4 * self.head_dim
+
+    @property
+    def mla_rope_dim(self) -> int:
+        return self.rope_head_dim or self.head_dim // 2
+
+
+# The routing bias must move about as fast as the router's affinities, which move with the
+# learning rate; DeepSeek-V3's gamma of 1e-3 (at a peak lr of 2.2e-4) is far too slow at a small
+# model's lr. Measured on the tiny config (seq_len 64, batch 8, 300 steps on BPE-4096 shards of
+# the shared web text; each layer's mean max/mean expert load over the last 60 steps, and the
+# worst 10-step interval of the run):
+#   gamma 1e-3 (V3's):     1.59 / 2.65, the second layer collapsing (worst 3.9)
+#   2.5 x lr (5e-3):       1.26 / 1.21
+#   5 x lr (1e-2):         1.17 / 1.15, but 7 intervals above 2 after warmup (worst 3.78)
+#   10 x lr (2e-2):        1.19 / 1.16, above 2 for 3 intervals (worst 2.76), lowest final loss
+# Tying gamma to the scheduled, decaying lr did worse at the end of the run (1.36 / 1.46 at
+# 5 x peak), as did a step proportional to the load error (1.62 / 1.30); V3's sequence-wise
+# balance loss alone (alpha 1e-4) gave 1.71 / 1.76. So: the sign rule, gamma = 10 x peak lr.
+# The tiny config as shipped (context 128, batch 16) on the pipeline's 32k-vocabulary shards of
+# the same text, 60 steps: its last 10 steps' imbalance is 1.18 / 1.18 with it, 1.44 / 4.00
+# (every token in the same 2 of 8 experts) with 1e-3.
+# Other configs, same shards and proxy (context 64, batch 8, 300 steps, warmup scaled down):
+# the built-in defaults (gamma 1e-2) 1.21 / 1.20 / 1.14 / 1.20 per layer against 1.65 / 1.70 /
+# 1.52 / 2.07 with 1e-3 (final loss 6.51 both); small (gamma 1e-2) 1.26 / 1.14 / 1.15 / 1.18 /
+# 1.11 / 1.11 against 1.81 / 1.75 / 1.46 / 1.66 / 1.97 / 1.55 (final loss 6.58 against 6.51).
+# moe-100m (gamma 6e-3) was not measured: too slow for the CPUs this was tuned on.
+BIAS_RATE_PER_LR = 10.0
 
 
 class TrainConfig(Section):
@@ -68,12 +119,17 @@ class TrainConfig(Section):
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
     grad_clip: float = Field(1.0, gt=0)  # max global gradient norm
-    bias_update_rate: float = Field(1e-3, ge=0)  # routing-bias step per optimizer step (DeepSeek-V3's gamma); 0 = off
+    # Routing-bias step per optimizer step (DeepSeek-V3's gamma); 0 = off; unset: BIAS_RATE_PER_LR x lr.
+    bias_update_rate: float | None = Field(None, ge=0)
     seed: int = Field(0, ge=0)  # decides the initial weights and every batch
     log_every: int = Field(10, gt=0)  # steps between log lines
     checkpoint_every: int = Field(200, gt=0)  # steps between checkpoints (and one at the end)
     prefetch: int = Field(4, gt=0)  # batches prepared ahead by the background reader
     threads: int = Field(0, ge=0)  # torch CPU threads; 0 = $OMP_NUM_THREADS, else every usable core
+
+    @property
+    def bias_rate(self) -> float:
+        return BIAS_RATE_PER_LR * self.lr if self.bias_update_rate is None else self.bias_update_rate
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -2,13 +2,16 @@
 
 Each block is pre-norm: x + Attention(RMSNorm(x)), then x + MoE(RMSNorm(x)).
 
-- Attention: causal multi-head self-attention with rotary positions (plain MHA, not V3's MLA).
+- Attention (attention.py): causal self-attention with rotary positions, plain multi-head (MHA)
+  or DeepSeek-V2/V3's multi-head latent attention (MLA).
 - MoE (DeepSeekMoE, arXiv:2401.06066): many small "fine-grained" routed SwiGLU experts, of which
   each token uses top_k, plus shared experts that every token goes through.
 - Routing (DeepSeek-V3, arXiv:2412.19437, section 2.1.2): sigmoid affinities; a per-expert bias is
   added to them only to choose the experts, while the mixing weights come from the unbiased
   affinities. The trainer moves the bias after each optimizer step (`update_routing_bias`), so the
-  load balances without an auxiliary loss; a small sequence-level balance loss is optional.
+  load balances without an auxiliary loss; V3's small sequence-wise balance loss is optional.
+- Multi-token prediction (mtp.py, DeepSeek-V3 section 2.2): optional modules after the last
+  block that predict tokens t+2 .. t+1+D, sharing the embedding and the output head.
 """
 
 from __future__ import annotations
@@ -19,36 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from curate.trainer.attention import make_attention, rotary_dim, rotary_tables
 from curate.trainer.config import ModelConfig
-
-
-def rotary_tables(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of each position times each rotary frequency: two [seq_len, head_dim/2]."""
-    freqs = theta ** -(torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # [hd/2]
-    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), freqs)  # [T, hd/2]
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate each (first half, second half) pair of x [B, H, T, hd] by its position's angle."""
-    x1, x2 = x.float().chunk(2, dim=-1)  # each [B, H, T, hd/2]
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).type_as(x)
-
-
-class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, H, T, hd]
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, T, hd]
-        return self.out(y.transpose(1, 2).reshape(B, T, C))
+from curate.trainer.mtp import MTPModule, cross_entropy, mtp_losses
 
 
 class SwiGLU(nn.Module):
@@ -163,7 +139,7 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, moe: bool):
         super().__init__()
         self.attn_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
-        self.attn = Attention(cfg)
+        self.attn = make_attention(cfg)
         self.ffn_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         # A dense block gets the hidden width a token uses in a MoE block.
         dense_hidden = (cfg.top_k + cfg.n_shared_experts) * cfg.expert_hidden
@@ -184,16 +160,20 @@ class MoETransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, moe=i >= cfg.n_dense_layers) for i in range(cfg.n_layer))
         self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        cos, sin = rotary_tables(cfg.seq_len, cfg.d_model // cfg.n_head, cfg.rope_theta)
+        cos, sin = rotary_tables(cfg.seq_len, rotary_dim(cfg), cfg.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)  # derived from the config
         self.register_buffer("rope_sin", sin, persistent=False)
-        self._init_weights()
+        self._init_weights(self)
+        # Built and initialised last, so the main model's initial weights do not depend on mtp_depth.
+        self.mtp = nn.ModuleList(MTPModule(cfg, Block(cfg, moe=False)) for _ in range(cfg.mtp_depth))
+        self._init_weights(self.mtp)
+        self.mtp_losses: torch.Tensor | None = None  # [D]: each depth's loss in the last forward
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, module: nn.Module) -> None:
         # Projections that write into the residual stream start smaller, so the stream's
         # variance does not grow with depth (GPT-2); norms start at 1.
         residual_std = self.cfg.init_std / math.sqrt(2 * self.cfg.n_layer)
-        for name, p in self.named_parameters():
+        for name, p in module.named_parameters():
             if p.dim() >= 2:
                 writes_residual = name.endswith(("out.weight", "down.weight", "experts.down"))
                 nn.init.normal_(p, 0.0, residual_std if writes_residual else self.cfg.init_std)
@@ -202,7 +182,8 @@ class MoETransformer(nn.Module):
         return [b.ffn for b in self.blocks if isinstance(b.ffn, MoE)]
 
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None):
-        """tokens [B, T] -> logits [B, T, V], and the mean cross-entropy if targets [B, T] are given."""
+        """tokens [B, T] -> logits [B, T, V], and the mean next-token cross-entropy if targets
+        [B, T] are given; then the MTP modules' losses are left in self.mtp_losses."""
         T = tokens.shape[1]
         x = self.embed(tokens)  # [B, T, d]
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]
@@ -211,8 +192,13 @@ class MoETransformer(nn.Module):
         logits = self.head(self.norm(x))  # [B, T, V]
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        return logits, loss
+        if self.mtp:
+            self.mtp_losses = mtp_losses(self.mtp, x, tokens, targets, self.embed, self.head, cos, sin)
+        return logits, cross_entropy(logits, targets)
+
+    def mtp_loss(self) -> torch.Tensor | float:
+        """lambda times the mean of the MTP losses of the last forward (0 without MTP)."""
+        return self.cfg.mtp_weight * self.mtp_losses.mean() if self.mtp else 0.0
 
     def balance_loss(self) -> torch.Tensor | float:
         """The summed sequence-level balance losses of the last training forward (0 when off)."""
@@ -229,7 +215,8 @@ class MoETransformer(nn.Module):
 
 def parameter_counts(model: MoETransformer) -> tuple[int, int]:
     """(total, active): active counts what one token's matmuls use, i.e. without the embedding
-    table (a lookup) and without the routed experts it is not sent to."""
+    table (a lookup) and without the routed experts it is not sent to. MTP modules, when there
+    are any, count in both (they run for every training token)."""
     cfg = model.cfg
     total = sum(p.numel() for p in model.parameters())
     routed = sum(p.numel() for m in model.moe_layers() for p in m.experts.parameters())
@@ -238,7 +225,11 @@ def parameter_counts(model: MoETransformer) -> tuple[int, int]:
 
 
 def flops_per_token(cfg: ModelConfig, active_params: int) -> int:
-    """Training FLOPs per token, forward and backward: 6 per active parameter plus attention's
-    12 * layers * width * context (PaLM's appendix B, which counts the full, not the causal half,
-    attention matrix), so MFU figures compare with PaLM's and nanoGPT's."""
-    return 6 * active_params + 12 * cfg.n_layer * cfg.d_model * cfg.seq_len
+    """Training FLOPs per token, forward and backward: 6 per active parameter, 6 more per output
+    head weight for each MTP depth (the shared head runs again), plus attention's
+    6 * layers * context * heads * (query-key dim + value dim), which is PaLM's
+    12 * layers * width * context for MHA (appendix B: the full, not the causal half, attention
+    matrix), so MFU figures compare with PaLM's and nanoGPT's."""
+    qk = cfg.head_dim + (cfg.mla_rope_dim if cfg.attention == "mla" else 0)
+    attention = 6 * (cfg.n_layer + cfg.mtp_depth) * cfg.seq_len * cfg.n_head * (qk + cfg.head_dim)
+    return 6 * active_params + 6 * cfg.mtp_depth * cfg.d_model * cfg.vocab_size + attention
