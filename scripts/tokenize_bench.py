@@ -1,4 +1,4 @@
-"""Tokenize stage throughput against raw `Tokenizer.encode_batch` on the same texts.
+"""Tokenize stage throughput: its encoding against raw `Tokenizer.encode_batch`, and the whole stage per CPU.
 
 The target: the stage's `process()` (Arrow table in, Arrow `tokens` column out, EOS appended)
 runs at >= 90% of the throughput of calling `Tokenizer.encode_batch` on a Python list of the same
@@ -11,12 +11,24 @@ Texts: real documents from ../shared/corpora (Common Crawl, source code, LaTeX),
 
     python scripts/tokenize_bench.py [--mb 8] [--vocab-size 8000] [--repeats 3] [--threads 1]
 
-`run(...)` returns the numbers as a dict; `bench(quick)` is what scripts/bench.py calls.
+--stage instead runs the whole stage in this process, as the pipeline's driver and one worker
+would (prepare: sample and train the tokenizer; process every part; finish: the shards), on
+--parts Parquet parts of --mb megabytes, with the default config but --vocab-size (--tokenizer
+FILE instead of training), and reports the CPU seconds of this process for each step, megabytes
+per CPU second, and a sha256 over the shards (.bin, .idx, .parquet) and the tokenizer. It uses only
+the stage's public interface, so any checkout's Python can run it: the same command before and
+after a change compares the two, and equal digests mean byte-identical shards.
+
+    python scripts/tokenize_bench.py --stage [--mb 64] [--parts 8] [--vocab-size 32000] [--tokenizer FILE]
+
+`run(...)` and `run_stage(...)` return the numbers as a dict; `bench(quick)` is what
+scripts/bench.py calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -59,19 +71,26 @@ def bench(quick: bool = False) -> dict:
     return run(mb=1.0, vocab_size=2000, repeats=1) if quick else run()
 
 
-def run(mb: float = 8.0, vocab_size: int = 8000, repeats: int = 3, threads: int = 1,
-        tokenizer: str | None = None, batch_docs: int = 200) -> dict:
+@contextlib.contextmanager
+def rayon_threads(threads: int):
+    """RAYON_NUM_THREADS (the tokenizers' pool) set for the block, then put back."""
     saved = {k: os.environ.get(k) for k in ("RAYON_NUM_THREADS", "TOKENIZERS_PARALLELISM")}
     os.environ["RAYON_NUM_THREADS"] = str(threads)
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
     try:
-        return _measure(mb, vocab_size, repeats, threads, tokenizer, batch_docs)
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def run(mb: float = 8.0, vocab_size: int = 8000, repeats: int = 3, threads: int = 1,
+        tokenizer: str | None = None, batch_docs: int = 200) -> dict:
+    with rayon_threads(threads):
+        return _measure(mb, vocab_size, repeats, threads, tokenizer, batch_docs)
 
 
 def _measure(mb: float, vocab_size: int, repeats: int, threads: int, tokenizer: str | None, batch_docs: int) -> dict:
@@ -119,6 +138,62 @@ def _measure(mb: float, vocab_size: int, repeats: int, threads: int, tokenizer: 
     }
 
 
+def run_stage(mb: float = 64.0, parts: int = 8, vocab_size: int = 32000, tokenizer: str | None = None,
+              keep: str | None = None) -> dict:
+    """The whole tokenize stage in this process, one thread, timed in CPU seconds per step."""
+    with rayon_threads(1):
+        if keep:
+            return _stage(Path(keep), mb, parts, vocab_size, tokenizer)
+        with tempfile.TemporaryDirectory() as tmp:
+            return _stage(Path(tmp), mb, parts, vocab_size, tokenizer)
+
+
+def _stage(root: Path, mb: float, parts: int, vocab_size: int, tokenizer: str | None) -> dict:
+    import hashlib
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate import schema
+    from curate.stages.tokenize import TokenizeConfig, TokenizeStage
+
+    texts = corpus_texts(int(mb * (1 << 20)))
+    src, out = root / "bucket", root / "shards"
+    (out / "_work").mkdir(parents=True, exist_ok=True)
+    src.mkdir(parents=True, exist_ok=True)
+    for p in range(parts):
+        idx = list(range(p, len(texts), parts))
+        table = pa.table({"id": [f"doc-{i:07d}" for i in idx], "origin": [f"bench#{i}" for i in idx],
+                          "text": pa.array([texts[i] for i in idx], pa.large_string()),
+                          "source": ["bench"] * len(idx), "lang": ["en"] * len(idx)})
+        pq.write_table(schema.conform(table), src / f"part-{p:05d}.parquet")
+    cfg = TokenizeConfig(vocab_size=vocab_size, tokenizer=tokenizer)
+    ctx = SimpleNamespace(out=root, stage_dir=out, work_dir=out / "_work", input=src,
+                          map=lambda fn, items, desc="": [fn(item) for item in items])
+    clock = time.process_time
+    t0 = clock()
+    TokenizeStage(cfg, ctx.work_dir).prepare(ctx)
+    t1 = clock()
+    worker = TokenizeStage(cfg, ctx.work_dir)  # what a worker does: load the tokenizer, then its parts
+    for path in sorted(src.glob("part-*.parquet")):
+        pq.write_table(schema.conform(worker.process(pq.read_table(path)).kept), out / path.name)
+    t2 = clock()
+    stats = TokenizeStage(cfg, ctx.work_dir).finish(ctx)
+    t3 = clock()
+    digest = hashlib.sha256()
+    for path in sorted(out.glob("*/part-*.*")) + [out / "tokenizer.json"]:
+        digest.update(path.relative_to(out).as_posix().encode() + b"\0" + path.read_bytes())
+    nbytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    total = t3 - t0
+    return {"mb": round(nbytes, 2), "documents": len(texts), "tokens": stats["tokens"],
+            "vocab_size": stats["tokenizer"]["vocab_size"], "trained": tokenizer is None,
+            "engine": stats.get("engine", {}).get("name", "tokenizers"),
+            "prepare_cpu_s": round(t1 - t0, 2), "process_cpu_s": round(t2 - t1, 2), "finish_cpu_s": round(t3 - t2, 2),
+            "stage_cpu_s": round(total, 2), "stage_mb_per_cpu_s": round(nbytes / total, 3),
+            "process_mb_per_cpu_s": round(nbytes / (t2 - t1), 3), "shards_sha256": digest.hexdigest()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=8.0, help="megabytes of text")
@@ -126,10 +201,16 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="RAYON_NUM_THREADS on both sides")
     ap.add_argument("--tokenizer", default=None, help="a tokenizer.json instead of training one")
+    ap.add_argument("--stage", action="store_true", help="time the whole stage per CPU second instead")
+    ap.add_argument("--parts", type=int, default=8, help="--stage: input parts")
+    ap.add_argument("--keep", default=None, help="--stage: work in this folder and keep it")
     args = ap.parse_args(argv)
     if not CORPORA.is_dir():
         print(f"needs the shared corpora at {CORPORA}", file=sys.stderr)
         return 2
+    if args.stage:
+        print(json.dumps(run_stage(args.mb, args.parts, args.vocab_size, args.tokenizer, args.keep), indent=1))
+        return 0
     result = run(args.mb, args.vocab_size, args.repeats, args.threads, args.tokenizer)
     print(json.dumps(result, indent=1))
     ok = result["ratio_cpu"] >= result["target"]
