@@ -21,6 +21,12 @@ after a change compares the two, and equal digests mean byte-identical shards.
 
     python scripts/tokenize_bench.py --stage [--mb 64] [--parts 8] [--vocab-size 32000] [--tokenizer FILE]
 
+--compression MB [MB ...] trains the tokenizer on samples of that many megabytes of every document
+of the shared corpora (shuffled, seeded; a tenth held out) and reports the training CPU seconds
+and the bytes per token on the held-out tenth: what `tokenize.train_mb` trades.
+
+    python scripts/tokenize_bench.py --compression 2 4 8 16 32 64 [--vocab-size 32000]
+
 `run(...)` and `run_stage(...)` return the numbers as a dict; `bench(quick)` is what
 scripts/bench.py calls.
 """
@@ -30,8 +36,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import html
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -57,6 +65,39 @@ def corpus_texts(limit_bytes: int) -> list[str]:
         size += len(text.encode("utf-8"))
         i += 1
     return out
+
+
+def shared_documents() -> list[str]:
+    """Every document of ../shared/corpora as text, each corpus read the way the pipeline reads it
+    (charset detection; HTML reduced to its text; fortune files split at `%` lines)."""
+    from curate.readers.decode import decode, decode_html, looks_binary
+
+    docs: list[str] = []
+    with gzip.open(CORPORA / "web/jsonl/dolma-cc-sample.jsonl.gz", "rt", encoding="utf-8") as f:
+        docs += [json.loads(line).get("text") or "" for line in f]
+    with open(CORPORA / "quality/dclm-agreement.jsonl", encoding="utf-8") as f:
+        docs += [json.loads(line)["text"] for line in f]
+    for pattern in ("web/html-gold/*/input/*", "web/html/python-docs/**/*.html",
+                    "multilingual/parallel-docs/debian-reference/*/*.html"):
+        for path in sorted(CORPORA.glob(pattern)):
+            docs.append(_html_text(decode_html(path.read_bytes())[0]))
+    for pattern in ("web/html-gold/*/gold/*", "code/linguist/**/*", "academic/openlogic/**/*.tex",
+                    "academic/arxiv-engrafo/**/*.tex", "multilingual/udhr/*"):
+        for path in sorted(CORPORA.glob(pattern)):
+            data = path.read_bytes() if path.is_file() else b""
+            if data and not looks_binary(data):
+                docs.append(decode(data)[0])
+    for path in sorted(CORPORA.glob("multilingual/fortunes-*/**/*")):
+        data = path.read_bytes() if path.is_file() else b""
+        if data and not looks_binary(data):
+            docs += re.split(r"(?m)^%\n", decode(data)[0])
+    return [d for d in docs if d]
+
+
+def _html_text(page: str) -> str:
+    """Text of a page, cheaply: tags out, entities decoded (not the extractor: the test needs text
+    from every page in seconds, not the cleanest text)."""
+    return html.unescape(re.sub(r"(?s)<(script|style)\b.*?</\1>|<[^>]*>", " ", page))
 
 
 def _timed(fn) -> tuple[float, float]:
@@ -194,6 +235,34 @@ def _stage(root: Path, mb: float, parts: int, vocab_size: int, tokenizer: str | 
             "process_mb_per_cpu_s": round(nbytes / (t2 - t1), 3), "shards_sha256": digest.hexdigest()}
 
 
+def run_compression(train_mbs: list[float], vocab_size: int = 32000, seed: int = 0) -> list[dict]:
+    import random
+
+    from curate.stages.tokenize import bpe
+
+    docs = shared_documents()
+    random.Random(seed).shuffle(docs)
+    held, pool = docs[:len(docs) // 10], docs[len(docs) // 10:]
+    held_bytes = sum(len(d.encode("utf-8")) for d in held)
+    rows = []
+    with rayon_threads(1):
+        for mb in train_mbs:
+            sample, size = [], 0
+            for doc in pool:
+                if size >= mb * (1 << 20):
+                    break
+                sample.append(doc)
+                size += len(doc.encode("utf-8"))
+            t0 = time.process_time()
+            loaded = bpe.from_text(bpe.train(sample, vocab_size))
+            seconds = time.process_time() - t0
+            _, flat = loaded.encoder.encode(held, loaded.eos_id)
+            rows.append({"train_mb": mb, "sample_mb": round(size / 1e6, 1), "train_cpu_s": round(seconds, 2),
+                         "held_out_mb": round(held_bytes / 1e6, 1),
+                         "held_out_bytes_per_token": round(held_bytes / (flat.size - len(held)), 4)})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=8.0, help="megabytes of text")
@@ -204,10 +273,16 @@ def main(argv=None) -> int:
     ap.add_argument("--stage", action="store_true", help="time the whole stage per CPU second instead")
     ap.add_argument("--parts", type=int, default=8, help="--stage: input parts")
     ap.add_argument("--keep", default=None, help="--stage: work in this folder and keep it")
+    ap.add_argument("--compression", type=float, nargs="+", default=None, metavar="MB",
+                    help="held-out bytes per token of tokenizers trained on samples of these sizes")
     args = ap.parse_args(argv)
     if not CORPORA.is_dir():
         print(f"needs the shared corpora at {CORPORA}", file=sys.stderr)
         return 2
+    if args.compression:
+        for row in run_compression(args.compression, args.vocab_size):
+            print(json.dumps(row))
+        return 0
     if args.stage:
         print(json.dumps(run_stage(args.mb, args.parts, args.vocab_size, args.tokenizer, args.keep), indent=1))
         return 0
