@@ -220,13 +220,14 @@ def _stage(root: Path, mb: float, parts: int, vocab_size: int, tokenizer: str | 
                           map=lambda fn, items, desc="": [fn(item) for item in items])
     clock = time.process_time
     t0 = clock()
-    TokenizeStage(cfg, ctx.work_dir).prepare(ctx)
+    driver = TokenizeStage(cfg, ctx.work_dir)
+    driver.prepare(ctx)
     t1 = clock()
     worker = TokenizeStage(cfg, ctx.work_dir)  # what a worker does: load the tokenizer, then its parts
     for path in sorted(src.glob("part-*.parquet")):
         pq.write_table(schema.conform(worker.process(pq.read_table(path)).kept), out / path.name)
     t2 = clock()
-    stats = TokenizeStage(cfg, ctx.work_dir).finish(ctx)
+    stats = driver.finish(ctx)
     t3 = clock()
     digest = hashlib.sha256()
     for path in sorted(out.glob("*/part-*.*")) + [out / "tokenizer.json"]:

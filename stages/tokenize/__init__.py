@@ -179,14 +179,16 @@ class TokenizeStage(Stage):
     def finish(self, ctx) -> dict[str, Any]:
         cfg = self.config
         out = ctx.stage_dir
-        loaded = bpe.load(out / TOKENIZER_FILE, cfg.eos_token)
+        data = (out / TOKENIZER_FILE).read_bytes()
+        spec = data.decode("utf-8")  # the driver's instance loaded it in prepare(): reuse its encoder
+        loaded = self.loaded if self.loaded is not None and self.loaded.spec == spec else bpe.from_text(spec, cfg.eos_token)
         dtype = token_dtype(loaded.vocab_size).name
         plan = shards.make_layout(sorted(out.glob("part-*.parquet")), _bucket_order(ctx.input),
                                      cfg.shard_tokens, cfg.shuffle, cfg.seed)
         files = shards.build(plan, out, ctx.work_dir / "finish", dtype, ctx.map)
         buckets = tuple(Bucket(name, sum(f.documents for f in fs), sum(f.tokens for f in fs), tuple(fs))
                         for name, fs in files.items())
-        sha = hashlib.sha256((out / TOKENIZER_FILE).read_bytes()).hexdigest()
+        sha = hashlib.sha256(data).hexdigest()
         write_manifest(out, Manifest(TOKENIZER_FILE, sha, dtype, loaded.eos_id, loaded.vocab_size, buckets))
         return {
             "tokenizer": {"path": TOKENIZER_FILE, "sha256": sha, "trained": cfg.tokenizer is None,
