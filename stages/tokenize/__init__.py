@@ -40,7 +40,8 @@ from curate.stage import Result, Stage, split
 
 log = logging.getLogger("curate.tokenize")
 TOKENIZER_FILE = "tokenizer.json"
-# Text encoded per encode_batch call: bounds the Python id lists alive at once (~36 bytes a token).
+# Text encoded per encoder call: bounds the ids alive at once (tokenizers hands back Python lists,
+# ~36 bytes a token; tiktoken 4-byte arrays).
 ENCODE_CHUNK_BYTES = 4 << 20
 
 
