@@ -9,8 +9,10 @@ Steps:
     prepare   the tokenizer, written to OUT/shards/tokenizer.json: the `tokenizer` file the config
               names, copied; or a byte-level BPE of `vocab_size` trained on a sample of the input
               (documents whose id hashes below a rate chosen to give about `train_mb` of text).
-    process   per worker, the tokenizer is loaded once; batches are encoded with encode_batch_fast
-              and the ids turned into one Arrow list column without a per-token Python loop.
+    process   per worker, the tokenizer is loaded once; batches are encoded by tiktoken when it
+              gives exactly tokenizers' ids (curate.stages.tokenize.engine decides from the JSON;
+              the trained tokenizer always qualifies), else by tokenizers' encode_batch_fast, and
+              the ids turned into one Arrow list column without a per-token Python loop.
               The executor writes the result to OUT/shards/part-NNNNN.parquet (one per input part).
     finish    regroups those parts into OUT/shards/<bucket>/part-NNNNN.{bin,idx,parquet} of about
               `shard_tokens` tokens (curate.stages.tokenize.shards), and writes OUT/shards/manifest.json with
@@ -20,8 +22,8 @@ Steps:
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +38,10 @@ from curate.config import ResourcePath, Section
 from curate.megatron import Bucket, Manifest, token_dtype, write_manifest
 from curate.stage import Result, Stage, split
 
+log = logging.getLogger("curate.tokenize")
 TOKENIZER_FILE = "tokenizer.json"
-# Text encoded per encode_batch call: bounds the Python id lists alive at once (~36 bytes a token).
+# Text encoded per encoder call: bounds the ids alive at once (tokenizers hands back Python lists,
+# ~36 bytes a token; tiktoken 4-byte arrays).
 ENCODE_CHUNK_BYTES = 4 << 20
 
 
@@ -46,7 +50,9 @@ class TokenizeConfig(Section):
         None, description="a tokenizer.json (HF tokenizers) to use as is; null: train a byte-level BPE on the input")
     vocab_size: int = Field(32000, ge=260, description="vocabulary of the trained tokenizer, special token included")
     min_frequency: int = Field(2, ge=1, description="a pair seen fewer times is never merged")
-    train_mb: float = Field(64.0, gt=0, description="megabytes of input text sampled to train on")
+    # 8 MB: training time grows with the sample (about 1 CPU second a MB at 32k on varied text);
+    # held-out compression is 3.3% below a 64 MB sample's (BENCHMARKS.md, tokenize).
+    train_mb: float = Field(8.0, gt=0, description="megabytes of input text sampled to train on")
     eos_token: str = Field(bpe.DEFAULT_EOS, min_length=1, description="appended to every document")
     shard_tokens: int = Field(50_000_000, ge=1, description="tokens per output shard (a longer document gets its own)")
     shuffle: bool = Field(True, description="shuffle documents within each bucket (seeded), else keep input order")
@@ -57,16 +63,6 @@ class TokenizeConfig(Section):
         if self.tokenizer is not None:
             bpe.load(self.tokenizer, self.eos_token)  # a ValueError here is a config error line
         return self
-
-
-def encode(tokenizer, eos_id: int, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids of every text followed by eos_id: (offsets int32 [n + 1], flat ids uint32)."""
-    ids = [e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
-    for doc in ids:
-        doc.append(eos_id)
-    offsets = np.zeros(len(ids) + 1, dtype=np.int32)
-    np.cumsum(np.fromiter(map(len, ids), np.int32, len(ids)), out=offsets[1:])
-    return offsets, np.fromiter(itertools.chain.from_iterable(ids), np.uint32, int(offsets[-1]))
 
 
 def _chunks(text: pa.Array, limit: int) -> list[tuple[int, int]]:
@@ -159,6 +155,8 @@ class TokenizeStage(Stage):
             storage.write_bytes(target, text.encode())
             storage.remove_tree(sample_dir)
         self.loaded = bpe.load(target, cfg.eos_token)
+        encoder = self.loaded.encoder
+        log.info("tokenize: encoding with %s (%s)", encoder.name, encoder.why)
 
     def process(self, batch: pa.Table) -> Result:
         if self.loaded is None:
@@ -169,7 +167,7 @@ class TokenizeStage(Stage):
         text = kept.column("text").combine_chunks() if kept.num_rows else pa.array([], pa.large_string())
         offsets, values = [np.zeros(1, np.int32)], []
         for a, z in _chunks(text, ENCODE_CHUNK_BYTES):
-            off, ids = encode(self.loaded.tokenizer, self.loaded.eos_id, text.slice(a, z - a).to_pylist())
+            off, ids = self.loaded.encoder.encode(text.slice(a, z - a).to_pylist(), self.loaded.eos_id)
             offsets.append(off[1:] + offsets[-1][-1])
             values.append(ids)
         offsets = np.concatenate(offsets)
@@ -182,18 +180,21 @@ class TokenizeStage(Stage):
     def finish(self, ctx) -> dict[str, Any]:
         cfg = self.config
         out = ctx.stage_dir
-        loaded = bpe.load(out / TOKENIZER_FILE, cfg.eos_token)
+        data = (out / TOKENIZER_FILE).read_bytes()
+        spec = data.decode("utf-8")  # the driver's instance loaded it in prepare(): reuse its encoder
+        loaded = self.loaded if self.loaded is not None and self.loaded.spec == spec else bpe.from_text(spec, cfg.eos_token)
         dtype = token_dtype(loaded.vocab_size).name
         plan = shards.make_layout(sorted(out.glob("part-*.parquet")), _bucket_order(ctx.input),
                                      cfg.shard_tokens, cfg.shuffle, cfg.seed)
         files = shards.build(plan, out, ctx.work_dir / "finish", dtype, ctx.map)
         buckets = tuple(Bucket(name, sum(f.documents for f in fs), sum(f.tokens for f in fs), tuple(fs))
                         for name, fs in files.items())
-        sha = hashlib.sha256((out / TOKENIZER_FILE).read_bytes()).hexdigest()
+        sha = hashlib.sha256(data).hexdigest()
         write_manifest(out, Manifest(TOKENIZER_FILE, sha, dtype, loaded.eos_id, loaded.vocab_size, buckets))
         return {
             "tokenizer": {"path": TOKENIZER_FILE, "sha256": sha, "trained": cfg.tokenizer is None,
                           "vocab_size": loaded.vocab_size, "eos_id": loaded.eos_id},
+            "engine": {"name": loaded.encoder.name, "why": loaded.encoder.why},
             "dtype": dtype,
             "tokens": sum(b.tokens for b in buckets),
             "shard_tokens": cfg.shard_tokens,

@@ -14,11 +14,13 @@ merged per-thread counts in arrival order could not change the vocabulary betwee
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
 from curate import storage
+from curate.stages.tokenize import engine
 
 DEFAULT_EOS = "<|endoftext|>"
 
@@ -28,6 +30,13 @@ class Loaded:
     tokenizer: object  # tokenizers.Tokenizer
     eos_id: int
     vocab_size: int  # largest id + 1, added tokens included
+    spec: str = field(repr=False)  # the tokenizer's JSON
+
+    @cached_property
+    def encoder(self) -> engine.Encoder:
+        """What encodes: tiktoken when it gives the same ids, else `tokenizer` (built on first use:
+        checking a config needs no encoder)."""
+        return engine.choose(self.tokenizer, self.spec)
 
 
 def train(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, eos: str = DEFAULT_EOS) -> str:
@@ -50,15 +59,28 @@ def train(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, eos: st
 
 def load(path: str | Path, eos: str = DEFAULT_EOS) -> Loaded:
     """Load a tokenizer.json; ValueError (one line) when it cannot be read or lacks `eos`."""
+    try:
+        text = storage.location(path).read_text(encoding="utf-8")
+    except Exception as exc:
+        raise ValueError(f"{path}: not a tokenizers JSON file ({_first_line(exc)})") from None
+    return from_text(text, eos, str(path))
+
+
+def from_text(text: str, eos: str = DEFAULT_EOS, name: str = "tokenizer") -> Loaded:
+    """A tokenizer from its JSON (`name` says where it came from in an error)."""
     from tokenizers import Tokenizer
 
     try:
-        tokenizer = Tokenizer.from_str(storage.location(path).read_text(encoding="utf-8"))
+        tokenizer = Tokenizer.from_str(text)
     except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
-        raise ValueError(f"{path}: not a tokenizers JSON file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+        raise ValueError(f"{name}: not a tokenizers JSON file ({_first_line(exc)})") from None
     eos_id = tokenizer.token_to_id(eos)
     if eos_id is None:
-        raise ValueError(f"{path}: the tokenizer has no token {eos!r} to end documents with (set tokenize.eos_token)")
+        raise ValueError(f"{name}: the tokenizer has no token {eos!r} to end documents with (set tokenize.eos_token)")
     tokenizer.encode_special_tokens = True
     vocab = tokenizer.get_vocab(with_added_tokens=True)
-    return Loaded(tokenizer, eos_id, max(vocab.values()) + 1)
+    return Loaded(tokenizer, eos_id, max(vocab.values()) + 1, text)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else repr(exc)
