@@ -409,7 +409,8 @@ def bench_kernels(quick: bool) -> dict:
 
 # -- scaling: growing near-duplicate clusters ---------------------------------------------------
 
-def bench_scaling(work: Path, sizes: list[int], workers: list[int], config: Path, only: str | None) -> dict:
+def bench_scaling(work: Path, sizes: list[int], workers: list[int], config: Path, only: str | None,
+                  progress=None) -> dict:
     """Per size and worker count: each stage's task time per document (`process()` on every shard
     plus its global steps' items, from the ledgers), the run's CPU seconds and its peak summed
     RSS. The input comes from scripts/scaling_corpus.py; `only` runs that one stage on the
@@ -447,6 +448,8 @@ def bench_scaling(work: Path, sizes: list[int], workers: list[int], config: Path
                                    "cpu_s": round(mem["cpu_s"], 1), "peak_rss_sum_mb": round(mem["peak_rss_sum_mb"]),
                                    "peak_rss_largest_mb": round(mem["peak_rss_largest_mb"])}
             shutil.rmtree(out / "tokenize" / "shards", ignore_errors=True)  # the biggest output; figures are read
+            if progress:
+                progress(result)
         if 1 in workers and 2 in workers:
             a, b = result[f"{n}-w1"]["pipeline_wall_s"], result[f"{n}-w2"]["pipeline_wall_s"]
             result[f"{n}-w2"]["speedup"] = round(a / max(b, 1e-9), 2)
@@ -639,9 +642,15 @@ def main() -> None:
 
 def main_scaling(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="curate-scaling-"))
+
+    def progress(partial: dict) -> None:  # a long bench keeps what it measured so far
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine(), "scaling": partial, "partial": True}, indent=1) + "\n")
+
     try:
         result = {"machine": machine(), "scaling": bench_scaling(
-            work, [int(x) for x in args.sizes.split(",")], [int(x) for x in args.workers.split(",")], args.config, args.only)}
+            work, [int(x) for x in args.sizes.split(",")], [int(x) for x in args.workers.split(",")], args.config, args.only,
+            progress)}
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -47,11 +47,12 @@ def perturb(text: str, drop: float, double: float, rng: np.random.Generator) -> 
     return "\n".join(lines)
 
 
-def build(n_docs: int, seed: int = 0) -> list[dict]:
-    """n_docs documents (originals first, then copies), in a seeded shuffled order."""
+def build(n_docs: int, seed: int = 0, max_originals: int | None = None) -> list[dict]:
+    """n_docs documents (originals, then copies), in a seeded shuffled order; `max_originals`
+    makes larger clusters from fewer originals (small tests)."""
     rng = np.random.default_rng(seed)
     src = originals()
-    n_orig = min(len(src), n_docs)
+    n_orig = min(len(src), n_docs, max_originals or n_docs)
     docs = [{"id": d["id"], "text": d["text"], "source": "web", "url": (d.get("metadata") or {}).get("url")}
             for d in src[:n_orig]]
     n_copies = n_docs - n_orig
