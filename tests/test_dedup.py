@@ -147,9 +147,12 @@ def test_components_match_union_find():
 
 
 def test_exact_jaccard_of_sets():
-    a = (np.array([1, 2, 3, 4, 5, 9], np.uint64), np.array([0, 4, 6]))
-    b = (np.array([2, 3, 4, 6, 9], np.uint64), np.array([0, 4, 5]))
-    assert steps.exact_jaccard(a, b).tolist() == [3 / 5, 1 / 2]
+    sets = (np.array([1, 2, 3, 4, 5, 9, 2, 3, 4, 6, 9], np.uint64), np.array([0, 4, 6, 10, 11]))
+    assert steps.exact_jaccard(sets, np.array([0, 1, 0]), np.array([2, 3, 0])).tolist() == [3 / 5, 1 / 2, 1.0]
+    # docs 1, 2, 3 hold 5 + 7 + 9 shingles, each counted once per block
+    a, b, n_a, n_b = np.array([1, 1, 2]), np.array([2, 3, 3]), np.array([5, 5, 7]), np.array([7, 9, 9])
+    assert steps._blocks(a, b, n_a, n_b, 21) == [(0, 3)]
+    assert steps._blocks(a, b, n_a, n_b, 20) == [(0, 1), (1, 2), (2, 3)]
 
 
 # -- the stage -------------------------------------------------------------------------------
@@ -235,10 +238,11 @@ def test_prepare_resumes_after_losing_intermediate_files(tmp_path):
 
 def test_quality_generator_small(tmp_path, monkeypatch):
     """A small run of scripts/dedup_quality.py's generator and scorer through the steps (with
-    tiny chunks, so compare and exact work through many slices of pairs)."""
+    tiny chunks and blocks, so compare and exact work through many slices of pairs)."""
     corpus("web", "jsonl")
     monkeypatch.setattr(steps, "PAIR_CHUNK", 50)
     monkeypatch.setattr(steps, "JACCARD_PAIRS", 7)
+    monkeypatch.setattr(steps, "SHINGLE_BUDGET", 5000)
     spec = importlib.util.spec_from_file_location("dedup_quality", ROOT / "scripts" / "dedup_quality.py")
     dq = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dq)

@@ -111,6 +111,7 @@ def run_steps(plan: steps.DedupJob, map_fn) -> dict[str, dict]:
         for r in records:
             merged = merge_counters(merged, {k: v for k, v in r.items() if k not in ("files", "skipped")})
         merged["task_seconds"] = round(merged.pop("seconds", 0.0), 3)
+        merged["cpu_seconds"] = round(merged.pop("cpu_seconds", 0.0), 3)
         merged["wall_seconds"] = round(time.perf_counter() - t0, 3)
         report[name] = merged
     return report
@@ -153,6 +154,7 @@ class DedupStage(Stage):
             "step_seconds": {k: v["wall_seconds"] for k, v in report.items()} | {
                 "pairs": round(time.perf_counter() - t0, 3)},
             "step_task_seconds": {k: v["task_seconds"] for k, v in report.items()},
+            "step_cpu_seconds": {k: v.get("cpu_seconds", 0.0) for k, v in report.items()},
         }}
 
     # -- per shard -------------------------------------------------------------------------

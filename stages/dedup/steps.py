@@ -94,11 +94,12 @@ def run_item(plan: DedupJob, step: str, item: str, fn) -> dict:
     """Run `fn() -> (files, stats)` unless a done-file says its files are already there."""
 
     def work() -> dict:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         files, stats = fn()
         release_memory()
+        # CPU seconds too: on a busy machine a task's wall time says more about its neighbours
         return {"files": [f.relative_to(plan.work).as_posix() for f in files],
-                "seconds": round(time.perf_counter() - t0, 4), **stats}
+                "seconds": round(time.perf_counter() - t0, 4), "cpu_seconds": round(time.process_time() - c0, 4), **stats}
 
     return storage.resumable(plan.path(), f"{step}/{item}", work)
 
@@ -188,26 +189,34 @@ PAIR_BITS = 12
 HASH_MASK = np.uint64((1 << (64 - PAIR_BITS)) - 1)
 
 
-def exact_jaccard(a_sets: tuple[np.ndarray, np.ndarray], b_sets: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Jaccard of pair i's sets: a_sets and b_sets are (hashes, offsets), one set per pair,
-    each set without repeats (faster when each set is sorted by its low 52 bits, as shingle_sets
-    gives them: the sort below then merges two sorted runs). Two hashes meet
-    when their low 52 bits are equal: a false match has a chance of |A||B| / 2^52 per pair."""
-    (ha, oa), (hb, ob) = a_sets, b_sets
-    n = oa.size - 1
+def exact_jaccard(sets: tuple[np.ndarray, np.ndarray], ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Jaccard of the sets ia[i] and ib[i] of `sets` = (hashes, offsets), each set without
+    repeats (faster when each is sorted by its low 52 bits, as shingle_sets gives them: the sort
+    below then merges two sorted runs). Two hashes meet when their low 52 bits are equal: a false
+    match has a chance of |A||B| / 2^52 per pair."""
+    hs, off = sets
+    n = ia.size
     out = np.zeros(n, np.float64)
     for p0 in range(0, n, JACCARD_PAIRS):
         p1 = min(n, p0 + JACCARD_PAIRS)
-        na, nb = np.diff(oa[p0: p1 + 1]), np.diff(ob[p0: p1 + 1])
-        tag_a = np.repeat(np.arange(p1 - p0, dtype=np.uint64) << np.uint64(64 - PAIR_BITS), na)
-        tag_b = np.repeat(np.arange(p1 - p0, dtype=np.uint64) << np.uint64(64 - PAIR_BITS), nb)
-        keys = np.concatenate([(ha[oa[p0]: oa[p1]] & HASH_MASK) | tag_a, (hb[ob[p0]: ob[p1]] & HASH_MASK) | tag_b])
+        (ha, oa), (hb, ob) = _per_pair(hs, off, ia[p0:p1]), _per_pair(hs, off, ib[p0:p1])
+        na, nb = np.diff(oa), np.diff(ob)
+        tag = np.arange(p1 - p0, dtype=np.uint64) << np.uint64(64 - PAIR_BITS)
+        keys = np.concatenate([(ha & HASH_MASK) | np.repeat(tag, na), (hb & HASH_MASK) | np.repeat(tag, nb)])
         keys.sort(kind="stable")  # two sorted runs when the sets are sorted: a linear merge
         same = keys[1:][keys[1:] == keys[:-1]]
         inter = np.bincount((same >> np.uint64(64 - PAIR_BITS)).astype(np.int64), minlength=p1 - p0)
         union = na + nb - inter
         out[p0:p1] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     return out
+
+
+def _per_pair(hs: np.ndarray, off: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sets of documents `which` (indexes into the (hs, off) sets), laid out one per pair."""
+    counts = np.diff(off)[which]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    idx = np.repeat(off[:-1][which] - starts[:-1], counts) + np.arange(starts[-1])
+    return hs[idx], starts
 
 
 # -- steps -----------------------------------------------------------------------------------
@@ -438,26 +447,32 @@ def _labels_of(labels: pa.Table, keys: np.ndarray) -> np.ndarray:
     return np.where(found, labels.column("label").to_numpy()[pos] if nodes.size else keys, keys)
 
 
-# Shingle hashes (8 bytes each) loaded at once by the exact step: bounds its memory to some
-# hundreds of megabytes whatever a group holds.
+# Shingle hashes (8 bytes each) of the documents loaded at once by the exact step: bounds its
+# memory to some hundreds of megabytes whatever a group holds.
 SHINGLE_BUDGET = 16 << 20
 
 
-def _blocks(n_a: np.ndarray, n_b: np.ndarray, budget: int) -> list[tuple[int, int]]:
-    """Consecutive pair ranges whose shingles (both sides, counted per pair) stay within budget."""
-    cost = np.cumsum(n_a.astype(np.int64) + n_b)
-    out, start = [], 0
-    while start < cost.size:
-        base = cost[start - 1] if start else 0
-        end = max(start + 1, int(np.searchsorted(cost, base + budget, side="right")))
-        out.append((start, end))
-        start = end
+def _blocks(a: np.ndarray, b: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive pair ranges whose documents' shingles (each document counted once) stay
+    within budget: a document in many pairs is loaded once per block."""
+    out, start, cost, seen = [], 0, 0, set()
+    for i, (x, y, nx, ny) in enumerate(zip(a.tolist(), b.tolist(), n_a.tolist(), n_b.tolist())):
+        add = (0 if x in seen else nx) + (0 if y in seen or y == x else ny)
+        if cost + add > budget and i > start:
+            out.append((start, i))
+            start, cost, seen = i, nx + ny, set()
+        else:
+            cost += add
+        seen.update((x, y))
+    if start < a.size:
+        out.append((start, int(a.size)))
     return out
 
 
 def exact(args: tuple[DedupJob, int]) -> dict:
     """Near-threshold pairs whose `a` lives here, unless join already links them: exact Jaccard
-    of the two shingle sets, each document's set computed once per block of pairs."""
+    of the two shingle sets, each document's set computed once per block of pairs (one block
+    unless the group's documents hold more than SHINGLE_BUDGET shingles)."""
     plan, g = args
 
     def work():
@@ -469,13 +484,12 @@ def exact(args: tuple[DedupJob, int]) -> dict:
         amb = amb.take(pa.array(order))
         del labels
         out_tables, stats = [], {"ambiguous": int(todo.size), "checked": int(order.size), "accepted": 0}
-        n_a, n_b = amb.column("n_shingles_a").to_numpy(), amb.column("n_shingles_b").to_numpy()
-        for p0, p1 in _blocks(n_a, n_b, SHINGLE_BUDGET):
+        col = lambda name: amb.column(name).to_numpy()  # noqa: E731
+        for p0, p1 in _blocks(col("a"), col("b"), col("n_shingles_a"), col("n_shingles_b"), SHINGLE_BUDGET):
             block = amb.slice(p0, p1 - p0)
             a, b = block.column("a").to_numpy(), block.column("b").to_numpy()
             uniq, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
-            hs, off = load_shingle_sets(plan, uniq)
-            jac = exact_jaccard(_per_pair(hs, off, inv[: a.size]), _per_pair(hs, off, inv[a.size:]))
+            jac = exact_jaccard(load_shingle_sets(plan, uniq), inv[: a.size], inv[a.size:])
             ok = jac >= plan.threshold
             out_tables.append(_verified(block.filter(pa.array(ok)), jac[ok], "exact"))
             stats["accepted"] += int(ok.sum())
@@ -484,14 +498,6 @@ def exact(args: tuple[DedupJob, int]) -> dict:
         return [out], stats
 
     return run_item(plan, "exact", f"g{g:03d}", work)
-
-
-def _per_pair(hs: np.ndarray, off: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sets of documents `which` (indexes into the (hs, off) sets), laid out one per pair."""
-    counts = np.diff(off)[which]
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    idx = np.repeat(off[:-1][which] - starts[:-1], counts) + np.arange(starts[-1])
-    return hs[idx], starts
 
 
 def verified_files(plan: DedupJob) -> list[Path]:
