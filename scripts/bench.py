@@ -12,6 +12,12 @@ raw library call, and datatrove when it is installed) come from the per-stage be
 scripts/. `--s3` also runs the pipeline with its input read from and its output written to a local
 S3 server (SeaweedFS, scripts/s3server.py) and compares it with local disk. `--quick` finishes in
 about a minute and is what the CI smoke test runs.
+
+    python scripts/bench.py --scaling [--sizes 5000,20000,80000] [--workers 1,2] [--only dedup]
+
+`--scaling` runs only the scaling bench: web inputs whose near-duplicate clusters grow with the
+input (scripts/scaling_corpus.py), with each stage's task time per document and the run's peak
+summed memory at every size and worker count.
 """
 
 from __future__ import annotations
@@ -97,28 +103,50 @@ def build_inputs(dst: Path, scale: int, quick: bool) -> dict:
 
 # -- running and measuring -------------------------------------------------------------------
 
-def _group_memory(pgid: int) -> tuple[int, int]:
-    """(sum, largest) RSS of the processes in a process group."""
-    total = largest = 0
+def _run_processes(pid: int) -> list[psutil.Process]:
+    """The processes of a run: its process group and every descendant of its first process
+    (Ray's daemons and workers start sessions of their own, so the group alone misses them)."""
+    procs: dict[int, psutil.Process] = {}
+    try:
+        root = psutil.Process(pid)
+        procs = {p.pid: p for p in [root] + root.children(recursive=True)}
+    except psutil.Error:
+        pass
     for p in psutil.process_iter():
         try:
-            if os.getpgid(p.pid) == pgid:
-                rss = p.memory_info().rss
-                total += rss
-                largest = max(largest, rss)
+            if p.pid not in procs and os.getpgid(p.pid) == pid:
+                procs[p.pid] = p
         except (psutil.Error, ProcessLookupError, PermissionError):
             pass
+    return list(procs.values())
+
+
+def _sample(pid: int, cpu: dict[int, float]) -> tuple[int, int]:
+    """(sum, largest) RSS of a run's processes; records each one's CPU seconds (user + system)."""
+    total = largest = 0
+    for p in _run_processes(pid):
+        try:
+            rss = p.memory_info().rss
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += rss
+        largest = max(largest, rss)
+        cpu[p.pid] = t.user + t.system
     return total, largest
 
 
-def run_cli(args: list[str], env: dict | None = None) -> dict:
-    """Run curate in its own process group, sampling memory; returns rc, wall time, peaks."""
+def run_cli(args: list[str], env: dict | None = None, cwd: Path | None = None) -> dict:
+    """Run curate in its own process group, sampling memory and CPU time; returns wall time, peaks
+    and the CPU seconds of the run's processes (as last seen alive, so a process that exits
+    between two samples loses at most 0.2 s)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(CURATE + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            start_new_session=True)
+                            start_new_session=True, cwd=cwd)
     peak_sum = peak_one = 0
+    cpu: dict[int, float] = {}
     while proc.poll() is None:
-        s, one = _group_memory(proc.pid)
+        s, one = _sample(proc.pid, cpu)
         peak_sum, peak_one = max(peak_sum, s), max(peak_one, one)
         time.sleep(0.2)
     out, err = proc.communicate()
@@ -129,7 +157,7 @@ def run_cli(args: list[str], env: dict | None = None) -> dict:
     if proc.returncode:
         raise RuntimeError(f"curate {' '.join(args)} failed: {err.decode()[-1500:]}")
     return {"wall_total": time.perf_counter() - t0, "peak_rss_sum_mb": peak_sum / 2**20,
-            "peak_rss_largest_mb": peak_one / 2**20}
+            "peak_rss_largest_mb": peak_one / 2**20, "cpu_s": sum(cpu.values())}
 
 
 def stage_figures(out, stage: str) -> dict:
@@ -379,6 +407,75 @@ def bench_kernels(quick: bool) -> dict:
 
 # -- report ----------------------------------------------------------------------------------
 
+# -- scaling: growing near-duplicate clusters ---------------------------------------------------
+
+def bench_scaling(work: Path, sizes: list[int], workers: list[int], config: Path, only: str | None,
+                  progress=None) -> dict:
+    """Per size and worker count: each stage's task time per document (`process()` on every shard
+    plus its global steps' items, from the ledgers), the run's CPU seconds and its peak summed
+    RSS. The input comes from scripts/scaling_corpus.py; `only` runs that one stage on the
+    generated documents (given as a stage output) instead of the whole pipeline."""
+    import scaling_corpus
+
+    result: dict = {}
+    for n in sizes:
+        docs = scaling_corpus.build(n)
+        src = work / f"in-{n}"
+        if only:
+            scaling_corpus.write_parts(docs, src)
+        else:
+            scaling_corpus.write_jsonl(docs, src)
+        size = {"docs": len(docs), "text_mb": round(sum(len(d["text"].encode()) for d in docs) / 2**20, 1)}
+        del docs
+        for w in workers:
+            out = work / f"out-{n}-w{w}"
+            cmd = ["stage", only] if only else ["run"]
+            mem = run_cli(cmd + ["--config", str(config), "--input", str(src), "--output", str(out), "--workers", str(w)],
+                          cwd=work)
+            stages = [only] if only else [s for s in json.loads((out / "run.json").read_text())["stages"]]
+            per = {}
+            for stage in stages:
+                f = stage_figures(out, stage)
+                task = f["process_s"] + f["step_s"]
+                per[stage] = {"docs_in": f["docs_in"], "docs_out": f["docs_out"], "wall_s": f["wall_s"],
+                              "task_s": round(task, 3), "ms_per_doc": round(1000 * task / max(f["docs_in"], 1), 3)}
+                if stage == "dedup":
+                    d = json.loads((out / "dedup" / "_stats.json").read_text())["dedup"]
+                    per[stage].update({k: d.get(k) for k in ("candidate_pairs", "pairs_checked_exactly", "pairs_verified",
+                                                             "step_task_seconds", "step_cpu_seconds")})
+                    if d.get("step_cpu_seconds"):  # recorded since the steps measure their CPU time
+                        per[stage]["steps_cpu_ms_per_doc"] = round(1000 * sum(d["step_cpu_seconds"].values())
+                                                                   / max(f["docs_in"], 1), 3)
+            wall = sum(v["wall_s"] for v in per.values())
+            result[f"{n}-w{w}"] = {"size": n, "workers": w, **size, "stages": per, "pipeline_wall_s": round(wall, 2),
+                                   "cpu_s": round(mem["cpu_s"], 1), "peak_rss_sum_mb": round(mem["peak_rss_sum_mb"]),
+                                   "peak_rss_largest_mb": round(mem["peak_rss_largest_mb"])}
+            shutil.rmtree(out / "tokenize" / "shards", ignore_errors=True)  # the biggest output; figures are read
+            if progress:
+                progress(result)
+        if 1 in workers and 2 in workers:
+            a, b = result[f"{n}-w1"]["pipeline_wall_s"], result[f"{n}-w2"]["pipeline_wall_s"]
+            result[f"{n}-w2"]["speedup"] = round(a / max(b, 1e-9), 2)
+            result[f"{n}-w2"]["efficiency"] = round(a / max(b, 1e-9) / 2, 2)
+        shutil.rmtree(src, ignore_errors=True)
+    return result
+
+
+def markdown_scaling(r: dict) -> str:
+    rows = list(r["scaling"].values())
+    stages = list(dict.fromkeys(s for row in rows for s in row["stages"]))
+    head = ["docs", "workers", "text MB"] + [f"{s} ms/doc" for s in stages] + ["dedup steps CPU ms/doc",
+        "dedup candidates", "checked exactly", "peak RSS sum GB", "largest GB", "CPU s", "wall s", "efficiency"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        d = row["stages"].get("dedup", {})
+        cells = [row["docs"], row["workers"], row["text_mb"]] + [row["stages"].get(s, {}).get("ms_per_doc", "") for s in stages]
+        cells += [d.get("steps_cpu_ms_per_doc", ""), d.get("candidate_pairs", ""), d.get("pairs_checked_exactly", ""), round(row["peak_rss_sum_mb"] / 1024, 2),
+                  round(row["peak_rss_largest_mb"] / 1024, 2), row["cpu_s"], row["pipeline_wall_s"], row.get("efficiency", "")]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def machine() -> dict:
     import pyarrow
     import ray
@@ -501,9 +598,16 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, default=None, help="write BENCHMARKS.md here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--s3", action="store_true", help="also run with input and output on a local S3 server")
+    ap.add_argument("--scaling", action="store_true",
+                    help="only the scaling bench: growing near-duplicate clusters (scripts/scaling_corpus.py)")
+    ap.add_argument("--sizes", default="5000,20000,80000", help="--scaling: documents per input, comma-separated")
+    ap.add_argument("--workers", default="1,2", help="--scaling: worker counts, comma-separated")
+    ap.add_argument("--only", default=None, help="--scaling: run this one stage on the generated documents")
     args = ap.parse_args()
     if not CORPORA.exists():
         sys.exit(f"bench needs the shared corpora at {CORPORA}")
+    if args.scaling:
+        return main_scaling(args)
 
     from curate import config as cfg
 
@@ -537,6 +641,29 @@ def main() -> None:
         print(text)
     if args.markdown:
         args.markdown.write_text(markdown(result))
+
+
+def main_scaling(args) -> None:
+    work = Path(tempfile.mkdtemp(prefix="curate-scaling-"))
+
+    def progress(partial: dict) -> None:  # a long bench keeps what it measured so far
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine(), "scaling": partial, "partial": True}, indent=1) + "\n")
+
+    try:
+        result = {"machine": machine(), "scaling": bench_scaling(
+            work, [int(x) for x in args.sizes.split(",")], [int(x) for x in args.workers.split(",")], args.config, args.only,
+            progress)}
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(result, indent=1, sort_keys=True)
+    if args.json:
+        args.json.write_text(text + "\n")
+    else:
+        print(text)
+    if args.markdown:
+        args.markdown.write_text(markdown_scaling(result))
 
 
 if __name__ == "__main__":

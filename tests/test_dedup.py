@@ -121,6 +121,17 @@ def test_bucket_pairs_all_pairs_small_star_large():
     assert sorted(zip(a.tolist(), b.tolist())) == [(1, 2), (1, 3), (2, 3), (10, 11), (10, 12), (10, 13)]
 
 
+def test_bucket_pairs_collapse_exact_copies():
+    # band bucket 7: docs 1, 2, 3 are copies (exact hash 50), 4 differs; exact bucket 8 holds 1, 2, 3
+    bkey = np.array([7, 7, 7, 7, 8, 8, 8], np.uint64)
+    doc = np.array([3, 2, 1, 4, 3, 1, 2], np.int64)
+    exact = np.array([50, 50, 50, 60, 50, 50, 50], np.uint64)
+    is_exact = np.array([False] * 4 + [True] * 3)
+    a, b = steps.bucket_pairs(bkey, doc, 64, exact, is_exact)
+    # the band bucket pairs only its smallest copy with 4; the exact bucket is a star around 1
+    assert sorted(zip(a.tolist(), b.tolist())) == [(1, 2), (1, 3), (1, 4)]
+
+
 def test_components_match_union_find():
     rng = np.random.default_rng(0)
     u = rng.integers(0, 400, 300) * 1000
@@ -136,9 +147,12 @@ def test_components_match_union_find():
 
 
 def test_exact_jaccard_of_sets():
-    a = (np.array([1, 2, 3, 4, 5, 9], np.uint64), np.array([0, 4, 6]))
-    b = (np.array([2, 3, 4, 6, 9], np.uint64), np.array([0, 4, 5]))
-    assert steps.exact_jaccard(a, b).tolist() == [3 / 5, 1 / 2]
+    sets = (np.array([1, 2, 3, 4, 5, 9, 2, 3, 4, 6, 9], np.uint64), np.array([0, 4, 6, 10, 11]))
+    assert steps.exact_jaccard(sets, np.array([0, 1, 0]), np.array([2, 3, 0])).tolist() == [3 / 5, 1 / 2, 1.0]
+    # docs 1, 2, 3 hold 5 + 7 + 9 shingles, each counted once per block
+    a, b, n_a, n_b = np.array([1, 1, 2]), np.array([2, 3, 3]), np.array([5, 5, 7]), np.array([7, 9, 9])
+    assert steps._blocks(a, b, n_a, n_b, 21) == [(0, 3)]
+    assert steps._blocks(a, b, n_a, n_b, 20) == [(0, 1), (1, 2), (2, 3)]
 
 
 # -- the stage -------------------------------------------------------------------------------
@@ -224,10 +238,11 @@ def test_prepare_resumes_after_losing_intermediate_files(tmp_path):
 
 def test_quality_generator_small(tmp_path, monkeypatch):
     """A small run of scripts/dedup_quality.py's generator and scorer through the steps (with
-    tiny chunks, so compare and exact work through many slices of pairs)."""
+    tiny chunks and blocks, so compare and exact work through many slices of pairs)."""
     corpus("web", "jsonl")
     monkeypatch.setattr(steps, "PAIR_CHUNK", 50)
     monkeypatch.setattr(steps, "JACCARD_PAIRS", 7)
+    monkeypatch.setattr(steps, "SHINGLE_BUDGET", 5000)
     spec = importlib.util.spec_from_file_location("dedup_quality", ROOT / "scripts" / "dedup_quality.py")
     dq = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dq)
@@ -244,6 +259,32 @@ def test_quality_generator_small(tmp_path, monkeypatch):
     result = dq.score(dq.read_pairs(tmp_path / "pairs"), truth, families, where, 0.8)
     assert len(truth) > 30
     assert result["recall"] >= 0.95 and result["precision"] >= 0.95, result
+
+
+def test_growing_clusters_skip_joined_pairs_same_decisions(tmp_path, monkeypatch):
+    """On scripts/scaling_corpus.py's clusters, the pairs that join skips change no decision:
+    the same decisions come out when every near-threshold pair is checked, and with other
+    key groups (another --workers)."""
+    corpus("web", "jsonl")
+    spec = importlib.util.spec_from_file_location("scaling_corpus", ROOT / "scripts" / "scaling_corpus.py")
+    sc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sc)
+    docs = sc.build(1200, seed=3, max_originals=60)  # clusters of about 20
+    parts = [[{"id": d["id"], "text": d["text"]} for d in docs[i::3]] for i in range(3)]
+
+    def decisions(folder: Path, **settings) -> dict:
+        _, removed, plan, report = run(folder, parts, **settings)
+        return {p.name: pq.read_table(p) for p in sorted(plan.path("decisions").glob("*.parquet"))}, report
+
+    base, report = decisions(tmp_path / "base")
+    assert report["exact"]["checked"] < report["exact"]["ambiguous"]  # some pairs were already joined
+    assert report["compare"]["exact_copies"] < report["decide"]["exact"] * 2  # copies joined by a star, not all pairs
+    other, _ = decisions(tmp_path / "groups", partitions=5)
+    monkeypatch.setattr(steps, "_labels_of", lambda labels, keys: keys)  # join skips nothing
+    every, report_every = decisions(tmp_path / "every")
+    assert report_every["exact"]["checked"] == report_every["exact"]["ambiguous"] > report["exact"]["checked"]
+    for got in (other, every):
+        assert got.keys() == base.keys() and all(got[k].equals(base[k]) for k in base)
 
 
 def test_config_rejects_half_banding():

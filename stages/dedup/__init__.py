@@ -12,11 +12,14 @@ Keeps:    per cluster, the highest `quality_score` (when present and not null), 
           text, then the smallest id: deterministic, independent of order and sharding.
 
 Steps (curate.stages.dedup.steps, each a Ray map over input parts or key groups, resumable per item):
-    prepare   sign -> bucket -> attach -> compare -> exact -> contract -> decide, writing
+    prepare   sign -> bucket -> attach -> compare -> join -> exact -> contract -> decide, writing
               _work/decisions/<part>.parquet: the documents in clusters with their verdicts.
-              Candidates come from an LSH banding tuned below the threshold (high recall);
+              Candidates come from an LSH banding tuned below the threshold (high recall),
+              exact copies collapsed to one document per band bucket and joined by a star;
               the signature estimate verifies the clear cases, and pairs within `margin` of the
-              threshold get the exact Jaccard of their shingle sets (high precision).
+              threshold get the exact Jaccard of their shingle sets (high precision) unless
+              the clear cases already join them. The verified pairs are thus a spanning set of
+              each cluster, not all of its pairs: cost grows with documents, not with pairs.
     process   each shard joins its batches with its part's decisions, loaded once per shard.
     finish    writes OUT/dedup/pairs/ (id_a, id_b, jaccard: the verified pairs) and step
               statistics for _stats.json.
@@ -38,7 +41,7 @@ from curate.stages.dedup import minhash, steps
 from curate.config import Section
 from curate.stage import Result, Stage, merge_counters, split
 
-STEPS = ("sign", "bucket", "attach", "compare", "exact", "contract", "decide")
+STEPS = ("sign", "bucket", "attach", "compare", "join", "exact", "contract", "decide")
 
 
 class DedupConfig(Section):
@@ -96,6 +99,7 @@ def run_steps(plan: steps.DedupJob, map_fn) -> dict[str, dict]:
     """Every global step in order; `map_fn(fn, items, desc)` runs one step's items."""
     items = {
         "sign": [(plan, i) for i in range(len(plan.parts))],
+        "join": [(plan, 0)],
         "decide": [(plan, 0)],
     }
     report: dict[str, dict] = {}
@@ -107,6 +111,7 @@ def run_steps(plan: steps.DedupJob, map_fn) -> dict[str, dict]:
         for r in records:
             merged = merge_counters(merged, {k: v for k, v in r.items() if k not in ("files", "skipped")})
         merged["task_seconds"] = round(merged.pop("seconds", 0.0), 3)
+        merged["cpu_seconds"] = round(merged.pop("cpu_seconds", 0.0), 3)
         merged["wall_seconds"] = round(time.perf_counter() - t0, 3)
         report[name] = merged
     return report
@@ -139,6 +144,7 @@ class DedupStage(Stage):
             "candidate_pairs": report.get("attach", {}).get("candidates", 0),
             "pairs_verified": n_pairs,
             "pairs_by_signature": report.get("compare", {}).get("sure", 0),
+            "pairs_near_threshold": report.get("exact", {}).get("ambiguous", 0),
             "pairs_checked_exactly": report.get("exact", {}).get("checked", 0),
             "clusters": decide.get("clusters", 0), "docs_in_clusters": decide.get("docs_in_clusters", 0),
             "removed_exact": decide.get("exact", 0), "removed_near": decide.get("near", 0),
@@ -148,6 +154,7 @@ class DedupStage(Stage):
             "step_seconds": {k: v["wall_seconds"] for k, v in report.items()} | {
                 "pairs": round(time.perf_counter() - t0, 3)},
             "step_task_seconds": {k: v["task_seconds"] for k, v in report.items()},
+            "step_cpu_seconds": {k: v.get("cpu_seconds", 0.0) for k, v in report.items()},
         }}
 
     # -- per shard -------------------------------------------------------------------------

@@ -70,11 +70,24 @@ BAND_CONSTANTS = splitmix64(4096, salt=0xBA4D) | U64(1)
 
 
 # -- normalisation -----------------------------------------------------------------------
-@functools.cache
+# Code point -> letter, digit or mark (Unicode categories L*, N*, M*), filled in for the code
+# points met so far: a text uses a few hundred of the 1.1M, and the whole table costs seconds
+# of unicodedata calls in every worker process.
+_WORD_CHAR = np.zeros(0x110000, bool)
+_KNOWN = np.zeros(0x110000, bool)
+
+
+def _is_word_char(cp: np.ndarray) -> np.ndarray:
+    new = np.unique(cp[~_KNOWN[cp]])
+    if new.size:
+        _WORD_CHAR[new] = [unicodedata.category(chr(c))[0] in "LNM" for c in new.tolist()]
+        _KNOWN[new] = True
+    return _WORD_CHAR[cp]
+
+
 def _word_char_table() -> np.ndarray:
-    """Code point -> True for letters, digits and marks (Unicode categories L*, N*, M*)."""
-    cats = np.fromiter((unicodedata.category(chr(c))[0] in "LNM" for c in range(0x110000)), bool, 0x110000)
-    return cats
+    """The whole code point table (for tests and benches)."""
+    return _is_word_char(np.arange(0x110000))
 
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +115,7 @@ def _blank_non_word_chars(buf: np.ndarray) -> None:
     cp = np.where(n == 2, ((b0 & 0x1F) << 6) | c1,
                   np.where(n == 3, ((b0 & 0x0F) << 12) | (c1 << 6) | c2,
                            ((b0 & 0x07) << 18) | (c1 << 12) | (c2 << 6) | c3))
-    sep = ~_word_char_table()[np.clip(cp, 0, 0x10FFFF)]
+    sep = ~_is_word_char(np.clip(cp, 0, 0x10FFFF))
     if not sep.any():
         return
     starts, lens = lead[sep], n[sep]

@@ -15,8 +15,10 @@ group's worker reads only its own files. The steps, in order:
   bucket    group -> cand/gA/bK: document pairs sharing a bucket, sent to the group of `a`
   attach    group -> side/gB/fA: pairs with a's signature and fields, sent to the group of `b`
   compare   group -> verified/sig-gB (sure by signature, or exact copies) and ambig/gA/fB
-                       (pairs near the threshold, with b's shingle set)
-  exact     group -> verified/exact-gA: the near-threshold pairs with exact Jaccard >= threshold
+                       (pairs near the threshold, keys and fields)
+  join      one   -> joined/labels: components of the verified pairs so far
+  exact     group -> verified/exact-gA: the near-threshold pairs not already joined with exact
+                       Jaccard >= threshold
   contract  group -> comp/gG (star edges of the group's components) and ranks/gG
   decide    one   -> decisions/P: per document its cluster, cluster size, kept id and reason
 """
@@ -42,6 +44,9 @@ ROW_MASK = (1 << ROW_BITS) - 1
 EXACT_SALT = np.uint64(0xE7AC7E7AC7E7AC7)
 
 PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
+# One entry per (document, band) and one per document for its exact hash (`is_exact`); `exact`
+# is the low half of the document's exact hash either way.
+BAND_SCHEMA = pa.schema([("bkey", pa.uint64()), ("doc", pa.int64()), ("exact", pa.uint64()), ("is_exact", pa.bool_())])
 
 
 @dataclass(frozen=True)
@@ -89,11 +94,12 @@ def run_item(plan: DedupJob, step: str, item: str, fn) -> dict:
     """Run `fn() -> (files, stats)` unless a done-file says its files are already there."""
 
     def work() -> dict:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         files, stats = fn()
         release_memory()
+        # CPU seconds too: on a busy machine a task's wall time says more about its neighbours
         return {"files": [f.relative_to(plan.work).as_posix() for f in files],
-                "seconds": round(time.perf_counter() - t0, 4), **stats}
+                "seconds": round(time.perf_counter() - t0, 4), "cpu_seconds": round(time.process_time() - c0, 4), **stats}
 
     return storage.resumable(plan.path(), f"{step}/{item}", work)
 
@@ -165,43 +171,52 @@ def load_shingle_sets(plan: DedupJob, keys: np.ndarray) -> tuple[np.ndarray, np.
     return np.concatenate(all_h), np.concatenate([[0], np.cumsum(counts)])
 
 
-def _tagged(h: np.ndarray, owner: np.ndarray) -> np.ndarray:
-    """Hashes made distinct per owner (document or pair): h xor a mixed owner index. Two
-    (owner, hash) entries meet only when both are equal, up to a 2^-64 chance."""
-    return h ^ minhash.fmix64(owner.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15))
-
-
 def shingle_sets(hasher: minhash.Hasher, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(unique shingle hashes of each document, grouped by document; count per document)."""
+    """(each document's shingle hashes cut to their low 52 bits, unique and sorted, grouped by
+    document; count per document): the order in which exact_jaccard merges instead of sorting."""
     buf, off = minhash.normalise(texts)
     h, s_off = minhash.shingle_hashes(buf, off, hasher.ngram, hasher.unit)
-    doc = np.repeat(np.arange(s_off.size - 1), np.diff(s_off))
-    _, first = np.unique(_tagged(h, doc), return_index=True)
-    first.sort()  # back to document order
-    return h[first], np.bincount(doc[first], minlength=s_off.size - 1)
+    h &= HASH_MASK
+    sets = [np.unique(h[s_off[i]: s_off[i + 1]]) for i in range(s_off.size - 1)]  # one sort per document
+    counts = np.array([x.size for x in sets], np.int64)
+    return (np.concatenate(sets) if sets else np.zeros(0, np.uint64)), counts
 
 
-# Pairs compared at once in exact_jaccard: bounds its temporaries to some tens of megabytes.
+# Pairs compared at once in exact_jaccard: bounds its temporaries to some tens of megabytes. A
+# pair's index takes the top PAIR_BITS bits of a sort key, the shingle hash's low 52 bits the rest.
 JACCARD_PAIRS = 4096
+PAIR_BITS = 12
+HASH_MASK = np.uint64((1 << (64 - PAIR_BITS)) - 1)
 
 
-def exact_jaccard(a_sets: tuple[np.ndarray, np.ndarray], b_sets: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Jaccard of pair i's sets: a_sets and b_sets are (hashes, offsets), one set per pair,
-    each set without repeats."""
-    (ha, oa), (hb, ob) = a_sets, b_sets
-    n = oa.size - 1
+def exact_jaccard(sets: tuple[np.ndarray, np.ndarray], ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Jaccard of the sets ia[i] and ib[i] of `sets` = (hashes, offsets), each set without
+    repeats (faster when each is sorted by its low 52 bits, as shingle_sets gives them: the sort
+    below then merges two sorted runs). Two hashes meet when their low 52 bits are equal: a false
+    match has a chance of |A||B| / 2^52 per pair."""
+    hs, off = sets
+    n = ia.size
     out = np.zeros(n, np.float64)
     for p0 in range(0, n, JACCARD_PAIRS):
         p1 = min(n, p0 + JACCARD_PAIRS)
-        na, nb = np.diff(oa[p0: p1 + 1]), np.diff(ob[p0: p1 + 1])
-        pair_a = np.repeat(np.arange(p1 - p0), na)
-        key_a = _tagged(ha[oa[p0]: oa[p1]], pair_a)
-        key_b = _tagged(hb[ob[p0]: ob[p1]], np.repeat(np.arange(p1 - p0), nb))
-        _, in_a, _ = np.intersect1d(key_a, key_b, assume_unique=True, return_indices=True)
-        inter = np.bincount(pair_a[in_a], minlength=p1 - p0)
+        (ha, oa), (hb, ob) = _per_pair(hs, off, ia[p0:p1]), _per_pair(hs, off, ib[p0:p1])
+        na, nb = np.diff(oa), np.diff(ob)
+        tag = np.arange(p1 - p0, dtype=np.uint64) << np.uint64(64 - PAIR_BITS)
+        keys = np.concatenate([(ha & HASH_MASK) | np.repeat(tag, na), (hb & HASH_MASK) | np.repeat(tag, nb)])
+        keys.sort(kind="stable")  # two sorted runs when the sets are sorted: a linear merge
+        same = keys[1:][keys[1:] == keys[:-1]]
+        inter = np.bincount((same >> np.uint64(64 - PAIR_BITS)).astype(np.int64), minlength=p1 - p0)
         union = na + nb - inter
         out[p0:p1] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     return out
+
+
+def _per_pair(hs: np.ndarray, off: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sets of documents `which` (indexes into the (hs, off) sets), laid out one per pair."""
+    counts = np.diff(off)[which]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    idx = np.repeat(off[:-1][which] - starts[:-1], counts) + np.arange(starts[-1])
+    return hs[idx], starts
 
 
 # -- steps -----------------------------------------------------------------------------------
@@ -233,13 +248,16 @@ def sign(args: tuple[DedupJob, int]) -> dict:
             has = out["n_shingles"] > 0
             band_keys = out["bands"][has].reshape(-1)
             band_docs = np.repeat(keys[has], h.bands)
-            exact_keys = minhash.fmix64(out["exact"][:, 1] ^ EXACT_SALT)
-            entries.append((np.concatenate([band_keys, exact_keys]), np.concatenate([band_docs, keys])))
+            ex = out["exact"][:, 1]
+            exact_keys = minhash.fmix64(ex ^ EXACT_SALT)
+            entries.append(pa.table({
+                "bkey": np.concatenate([band_keys, exact_keys]), "doc": np.concatenate([band_docs, keys]),
+                "exact": np.concatenate([np.repeat(ex[has], h.bands), ex]),
+                "is_exact": np.concatenate([np.zeros(band_keys.size, bool), np.ones(n, bool)])}, schema=BAND_SCHEMA))
         table = pa.concat_tables(tables) if tables else plan.sig_schema.empty_table()
-        bkey = np.concatenate([e[0] for e in entries]) if entries else np.zeros(0, np.uint64)
-        bdoc = np.concatenate([e[1] for e in entries]) if entries else np.zeros(0, np.int64)
-        files = _scatter(plan, pa.table({"bkey": bkey, "doc": bdoc}), (bkey % np.uint64(plan.groups)).astype(np.int64),
-                         "bands", name)
+        bands = pa.concat_tables(entries) if entries else BAND_SCHEMA.empty_table()
+        bkey = bands.column("bkey").to_numpy()
+        files = _scatter(plan, bands, (bkey % np.uint64(plan.groups)).astype(np.int64), "bands", name)
         sign_path = plan.path("sign", f"{name}.parquet")
         write_parquet(sign_path, table)
         n_sh = table.column("n_shingles").to_numpy()
@@ -249,9 +267,25 @@ def sign(args: tuple[DedupJob, int]) -> dict:
     return run_item(plan, "sign", name, work)
 
 
-def bucket_pairs(bkey: np.ndarray, doc: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
+def bucket_pairs(bkey: np.ndarray, doc: np.ndarray, max_bucket: int, exact: np.ndarray | None = None,
+                 is_exact: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Document pairs (a < b) sharing a bucket key, unique: all pairs in buckets of up to
-    `max_bucket` documents, a star around the smallest key in larger ones."""
+    `max_bucket` documents, a star around the smallest key in larger ones.
+
+    With `exact` (each entry's exact hash) and `is_exact` (entries of exact-hash buckets):
+    an exact-hash bucket gives a star (its documents are copies of one another: the star joins
+    them all), and a band bucket keeps one document per exact hash, the smallest key (copies have
+    equal signatures, so all of them meet in every band bucket of one: the star of their exact
+    bucket links the rest). A cluster's pairs then grow with its distinct texts, not its copies."""
+    if exact is not None:
+        band = ~is_exact
+        order = np.lexsort((doc[band], exact[band], bkey[band]))
+        bk, ex, dc = bkey[band][order], exact[band][order], doc[band][order]
+        first = np.ones(bk.size, bool)
+        first[1:] = (bk[1:] != bk[:-1]) | (ex[1:] != ex[:-1])
+        a1, b1 = bucket_pairs(bk[first], dc[first], max_bucket)
+        a2, b2 = bucket_pairs(bkey[is_exact], doc[is_exact], 2)  # max 2: every exact bucket a star
+        return unique_pairs(np.concatenate([a1, a2]), np.concatenate([b1, b2]))
     order = np.lexsort((doc, bkey))
     bkey, doc = bkey[order], doc[order]
     start = np.flatnonzero(np.concatenate([[True], bkey[1:] != bkey[:-1]]))
@@ -288,8 +322,9 @@ def bucket(args: tuple[DedupJob, int]) -> dict:
     plan, k = args
 
     def work():
-        t = read_all(_inbox(plan, "bands", k), pa.schema([("bkey", pa.uint64()), ("doc", pa.int64())]))
-        a, b = bucket_pairs(t.column("bkey").to_numpy(), t.column("doc").to_numpy(), plan.max_bucket)
+        t = read_all(_inbox(plan, "bands", k), BAND_SCHEMA)
+        col = lambda name: t.column(name).to_numpy()  # noqa: E731
+        a, b = bucket_pairs(col("bkey"), col("doc"), plan.max_bucket, col("exact"), col("is_exact"))
         files = _scatter(plan, pa.table({"a": a, "b": b}, schema=PAIR_SCHEMA), plan.group_of(a), "cand", f"b{k:03d}")
         return files, {"entries": t.num_rows, "pairs": int(a.size)}
 
@@ -342,8 +377,8 @@ def _chunks(paths: list[Path]):
 
 def compare(args: tuple[DedupJob, int]) -> dict:
     """Pairs whose `b` lives here: estimated Jaccard from the two signatures. Exact copies and
-    clear cases are decided here; pairs within `margin` of the threshold go back to a's group
-    with b's shingle set for an exact Jaccard."""
+    clear cases are decided here; pairs within `margin` of the threshold go to a's group for an
+    exact Jaccard (as keys and fields: the exact step loads each document's shingles once)."""
     plan, g = args
 
     def work():
@@ -365,10 +400,6 @@ def compare(args: tuple[DedupJob, int]) -> dict:
             files.append(out)
             amb = pairs.filter(pa.array(ambiguous)).drop_columns(["sig_a", "sig_b"])
             del sig_a, sig_b
-            uniq, inv = np.unique(amb.column("b").to_numpy(), return_inverse=True)
-            hs, off = load_shingle_sets(plan, uniq)
-            lists = pa.ListArray.from_arrays(pa.array(off, pa.int32()), pa.array(hs, pa.uint64()))
-            amb = amb.append_column("shingles_b", lists.take(pa.array(inv)))
             files += _scatter(plan, amb, plan.group_of(amb.column("a").to_numpy()), "ambig", f"f{g:03d}-{i:04d}")
             stats = merge_counters(stats, {"pairs": int(est.size), "sure": int(sure.sum()),
                                            "exact_copies": int(copy.sum()), "ambiguous": int(ambiguous.sum())})
@@ -377,37 +408,94 @@ def compare(args: tuple[DedupJob, int]) -> dict:
     return run_item(plan, "compare", f"g{g:03d}", work)
 
 
-def _verified_schema() -> pa.Schema:
+def _side_schema() -> pa.Schema:
+    """A pair and both documents' fields (what compare hands to exact)."""
     fields = [("a", pa.int64()), ("b", pa.int64())]
     types = {"id": pa.string(), "quality": pa.float64(), "length": pa.int64(), "exact_hi": pa.uint64(),
              "exact_lo": pa.uint64(), "n_shingles": pa.int32()}
-    fields += [(f"{c}_{s}", types[c]) for s in "ab" for c in SIDE_FIELDS]
-    return pa.schema(fields + [("jaccard", pa.float32()), ("how", pa.string())])
+    return pa.schema(fields + [(f"{c}_{s}", types[c]) for s in "ab" for c in SIDE_FIELDS])
+
+
+def _verified_schema() -> pa.Schema:
+    return _side_schema().append(pa.field("jaccard", pa.float32())).append(pa.field("how", pa.string()))
+
+
+LABEL_SCHEMA = pa.schema([("node", pa.int64()), ("label", pa.int64())])
+
+
+def join(args: tuple[DedupJob, int]) -> dict:
+    """Components of the pairs verified so far (exact copies and sure by signature): a pair near
+    the threshold whose two documents they already join needs no exact check, since it cannot
+    change a cluster. In a large cluster of near copies that is most of its pairs."""
+    plan, _ = args
+
+    def work():
+        t = read_all(sorted(plan.path("verified").glob("sig-*.parquet")), _verified_schema())
+        nodes, labels = components.components(t.column("a").to_numpy(), t.column("b").to_numpy())
+        out = plan.path("joined", "labels.parquet")
+        write_parquet(out, pa.table({"node": nodes, "label": labels}, schema=LABEL_SCHEMA))
+        return [out], {"nodes": int(nodes.size), "clusters": int(np.unique(labels).size)}
+
+    return run_item(plan, "join", "all", work)
+
+
+def _labels_of(labels: pa.Table, keys: np.ndarray) -> np.ndarray:
+    """Each key's component label from join, or the key itself when no verified pair has it."""
+    nodes = labels.column("node").to_numpy()
+    pos = np.clip(np.searchsorted(nodes, keys), 0, max(nodes.size - 1, 0))
+    found = nodes[pos] == keys if nodes.size else np.zeros(keys.size, bool)
+    return np.where(found, labels.column("label").to_numpy()[pos] if nodes.size else keys, keys)
+
+
+# Shingle hashes (8 bytes each) of the documents loaded at once by the exact step: bounds its
+# memory to some hundreds of megabytes whatever a group holds.
+SHINGLE_BUDGET = 16 << 20
+
+
+def _blocks(a: np.ndarray, b: np.ndarray, n_a: np.ndarray, n_b: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive pair ranges whose documents' shingles (each document counted once) stay
+    within budget: a document in many pairs is loaded once per block."""
+    out, start, cost, seen = [], 0, 0, set()
+    for i, (x, y, nx, ny) in enumerate(zip(a.tolist(), b.tolist(), n_a.tolist(), n_b.tolist())):
+        add = (0 if x in seen else nx) + (0 if y in seen or y == x else ny)
+        if cost + add > budget and i > start:
+            out.append((start, i))
+            start, cost, seen = i, nx + ny, set()
+        else:
+            cost += add
+        seen.update((x, y))
+    if start < a.size:
+        out.append((start, int(a.size)))
+    return out
 
 
 def exact(args: tuple[DedupJob, int]) -> dict:
-    """Near-threshold pairs whose `a` lives here: exact Jaccard of the two shingle sets."""
+    """Near-threshold pairs whose `a` lives here, unless join already links them: exact Jaccard
+    of the two shingle sets, each document's set computed once per block of pairs (one block
+    unless the group's documents hold more than SHINGLE_BUDGET shingles)."""
     plan, g = args
 
     def work():
-        files, stats = [], {"checked": 0, "accepted": 0}
-        for i, amb in enumerate(_chunks(_inbox(plan, "ambig", g))):
-            uniq, inv = np.unique(amb.column("a").to_numpy(), return_inverse=True)
-            ha, oa = load_shingle_sets(plan, uniq)
-            # a's set for every pair, laid out pair by pair
-            counts = np.diff(oa)[inv]
-            idx = np.repeat(oa[:-1][inv] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
-            a_sets = (ha[idx], np.concatenate([[0], np.cumsum(counts)]))
-            lists = amb.column("shingles_b").combine_chunks()
-            b_off = lists.offsets.to_numpy()
-            b_sets = (lists.values.to_numpy()[b_off[0]: b_off[-1]], b_off - b_off[0])
-            jac = exact_jaccard(a_sets, b_sets)
+        amb = read_all(_inbox(plan, "ambig", g), _side_schema())
+        labels = storage.read_table(plan.path("joined", "labels.parquet"))
+        a, b = amb.column("a").to_numpy(), amb.column("b").to_numpy()
+        todo = _labels_of(labels, a) != _labels_of(labels, b)
+        order = np.flatnonzero(todo)[np.lexsort((b[todo], a[todo]))]
+        amb = amb.take(pa.array(order))
+        del labels
+        out_tables, stats = [], {"ambiguous": int(todo.size), "checked": int(order.size), "accepted": 0}
+        col = lambda name: amb.column(name).to_numpy()  # noqa: E731
+        for p0, p1 in _blocks(col("a"), col("b"), col("n_shingles_a"), col("n_shingles_b"), SHINGLE_BUDGET):
+            block = amb.slice(p0, p1 - p0)
+            a, b = block.column("a").to_numpy(), block.column("b").to_numpy()
+            uniq, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+            jac = exact_jaccard(load_shingle_sets(plan, uniq), inv[: a.size], inv[a.size:])
             ok = jac >= plan.threshold
-            out = plan.path("verified", f"exact-g{g:03d}-{i:04d}.parquet")
-            write_parquet(out, _verified(amb.filter(pa.array(ok)), jac[ok], "exact"))
-            files.append(out)
-            stats = merge_counters(stats, {"checked": amb.num_rows, "accepted": int(ok.sum())})
-        return files, stats
+            out_tables.append(_verified(block.filter(pa.array(ok)), jac[ok], "exact"))
+            stats["accepted"] += int(ok.sum())
+        out = plan.path("verified", f"exact-g{g:03d}-0000.parquet")
+        write_parquet(out, pa.concat_tables(out_tables) if out_tables else _verified_schema().empty_table())
+        return [out], stats
 
     return run_item(plan, "exact", f"g{g:03d}", work)
 
