@@ -634,13 +634,18 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    write_result(args, result, markdown)
+
+
+def write_result(args, result: dict, render) -> None:
+    """The result as JSON (to --json or stdout) and, with --markdown, as the table `render` makes."""
     text = json.dumps(result, indent=1, sort_keys=True)
     if args.json:
         args.json.write_text(text + "\n")
     else:
         print(text)
     if args.markdown:
-        args.markdown.write_text(markdown(result))
+        args.markdown.write_text(render(result))
 
 
 def main_scaling(args) -> None:
@@ -657,13 +662,7 @@ def main_scaling(args) -> None:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result, indent=1, sort_keys=True)
-    if args.json:
-        args.json.write_text(text + "\n")
-    else:
-        print(text)
-    if args.markdown:
-        args.markdown.write_text(markdown_scaling(result))
+    write_result(args, result, markdown_scaling)
 
 
 if __name__ == "__main__":
