@@ -110,8 +110,8 @@ def _run_processes(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
         procs = {p.pid: p for p in [root] + root.children(recursive=True)}
-    except psutil.Error:
-        pass
+    except psutil.Error:  # the run has already ended: only its group's stragglers are left
+        procs = {}
     for p in psutil.process_iter():
         try:
             if p.pid not in procs and os.getpgid(p.pid) == pid:

@@ -67,7 +67,9 @@ class BoundRule:
 def filter_classes(plugins: list[str] = ()) -> dict[str, type]:
     """Quality filter name -> class (curate.filters.FILTERS), in the default order, with the
     installed plugin filters and those of `plugins` (a run's config's import paths). A plugin
-    that no longer imports leaves its rules out, not the report."""
+    that no longer imports leaves its rules out, not the report, and says so on stderr."""
+    import sys
+
     from curate import registry
     from curate.errors import UserError
     from curate.filters import FILTERS
@@ -75,8 +77,8 @@ def filter_classes(plugins: list[str] = ()) -> dict[str, type]:
     for register in (registry.load_installed, *[lambda ref=ref: registry.use([ref]) for ref in plugins]):
         try:
             register()
-        except UserError:
-            pass
+        except UserError as exc:
+            print(f"warning: {exc}; its rules are left out of the report", file=sys.stderr)
     return dict(FILTERS)
 
 

@@ -177,9 +177,12 @@ def shingle_sets(hasher: minhash.Hasher, texts: pa.Array) -> tuple[np.ndarray, n
     buf, off = minhash.normalise(texts)
     h, s_off = minhash.shingle_hashes(buf, off, hasher.ngram, hasher.unit)
     h &= HASH_MASK
-    sets = [np.unique(h[s_off[i]: s_off[i + 1]]) for i in range(s_off.size - 1)]  # one sort per document
-    counts = np.array([x.size for x in sets], np.int64)
-    return (np.concatenate(sets) if sets else np.zeros(0, np.uint64)), counts
+    doc = np.repeat(np.arange(s_off.size - 1), np.diff(s_off))
+    order = np.lexsort((h, doc))  # by document, then hash: one sort for the whole batch
+    h, doc = h[order], doc[order]
+    first = np.ones(h.size, bool)
+    first[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])
+    return h[first], np.bincount(doc[first], minlength=s_off.size - 1).astype(np.int64)
 
 
 # Pairs compared at once in exact_jaccard: bounds its temporaries to some tens of megabytes. A
